@@ -168,7 +168,11 @@ def resolve_problems(path: str | Path | None = None) -> tuple[dict[str, Problem]
     """
     p = humaneval_path() if path is None else Path(path)
     problems = load_problems(p)
-    info = {"problems_path": str(p), "problems_sha256": file_sha256(p), "n_problems": str(len(problems))}
+    info = {
+        "problems_path": str(p),
+        "problems_sha256": file_sha256(p),
+        "n_problems": str(len(problems)),
+    }
     return problems, info
 
 

