@@ -1,0 +1,97 @@
+"""Architecture presets of the built-in "codex-mini" family.
+
+What it is for: the named sizes (width, depth, learning rate, default CPU time budget) and the
+Llama-style ``transformers`` config built from them (RoPE, RMSNorm, SwiGLU, head_dim 64 so
+serving engines such as vLLM accept the models; tied input/output embeddings to keep small
+models small). What it is not for: training or parameter bookkeeping of trained models (the
+model card holds the measured counts).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+HEAD_DIM = 64
+FAMILY = "codex-mini"
+
+
+@dataclass(frozen=True)
+class ModelSize:
+    """One size of the family.
+
+    Attributes:
+        name: Short name, ``codex-mini-<non-embedding params>``.
+        d_model: Hidden width (a multiple of :data:`HEAD_DIM`).
+        n_layers: Number of transformer blocks.
+        lr: Peak AdamW learning rate (smaller models tolerate larger steps).
+        cpu_minutes: Default wall-clock budget for the CPU family run; larger models get more
+            time so that they also end at lower loss (the run is compute-, not data-limited).
+    """
+
+    name: str
+    d_model: int
+    n_layers: int
+    lr: float
+    cpu_minutes: float
+
+    @property
+    def n_heads(self) -> int:
+        """Attention heads (head_dim fixed at 64)."""
+        return self.d_model // HEAD_DIM
+
+    @property
+    def d_ff(self) -> int:
+        """SwiGLU hidden width: 8/3 d rounded to a multiple of 32 (Llama's rule, scaled)."""
+        return max(32, round(8 * self.d_model / 3 / 32) * 32)
+
+    def non_embedding_params(self) -> int:
+        """Parameters outside the (tied) embedding: attention, MLP and norms."""
+        d, f = self.d_model, self.d_ff
+        per_layer = 4 * d * d + 3 * d * f + 2 * d
+        return self.n_layers * per_layer + d
+
+
+#: Small to large. Non-embedding span 0.09M -> 3.1M (33x). Names carry the rounded
+#: non-embedding parameter count, the quantity of the Codex/Kaplan loss fits.
+SIZES: dict[str, ModelSize] = {
+    s.name: s
+    for s in (
+        ModelSize("codex-mini-0.1m", d_model=64, n_layers=2, lr=3e-3, cpu_minutes=8),
+        ModelSize("codex-mini-0.4m", d_model=128, n_layers=2, lr=2.5e-3, cpu_minutes=14),
+        ModelSize("codex-mini-1.3m", d_model=192, n_layers=3, lr=2e-3, cpu_minutes=24),
+        ModelSize("codex-mini-3m", d_model=256, n_layers=4, lr=1.5e-3, cpu_minutes=40),
+    )
+}
+
+
+def get_size(name: str) -> ModelSize:
+    """Return the preset called ``name``; ``ValueError`` listing the known ones otherwise."""
+    try:
+        return SIZES[name]
+    except KeyError:
+        raise ValueError(f"unknown size {name!r}; known sizes: {', '.join(SIZES)}") from None
+
+
+def llama_config(size: ModelSize, vocab_size: int, eos_token_id: int, max_positions: int = 2048):
+    """Return the ``LlamaConfig`` of ``size`` for a tokenizer of ``vocab_size`` tokens."""
+    from transformers import LlamaConfig
+
+    return LlamaConfig(
+        vocab_size=vocab_size,
+        hidden_size=size.d_model,
+        intermediate_size=size.d_ff,
+        num_hidden_layers=size.n_layers,
+        num_attention_heads=size.n_heads,
+        num_key_value_heads=size.n_heads,
+        head_dim=HEAD_DIM,
+        hidden_act="silu",
+        max_position_embeddings=max_positions,
+        rms_norm_eps=1e-5,
+        rope_theta=10000.0,
+        tie_word_embeddings=True,
+        bos_token_id=eos_token_id,
+        eos_token_id=eos_token_id,
+        pad_token_id=eos_token_id,
+        attention_bias=False,
+        mlp_bias=False,
+    )

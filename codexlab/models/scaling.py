@@ -1,0 +1,134 @@
+"""Fig 4 analogue: held-out loss vs non-embedding parameters of the family, power-law fit.
+
+What it is for: collecting the loss points from the model cards into a tidy CSV
+(``data/loss_scaling.csv``) and fitting L(N) = (N / N_c)^(-alpha) by least squares in log-log
+space (the form of the Codex paper, whose fit is N_c = 5.92e7, alpha = 0.13), written next to it
+as JSON. What it is not for: plotting (the scaling notebook does that from these files).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+from codexlab.paths import DATA_DIR
+
+SCALING_CSV = DATA_DIR / "loss_scaling.csv"
+SCALING_FIT = DATA_DIR / "loss_scaling_fit.json"
+COLUMNS = ("model", "non_embedding_params", "total_params", "heldout_loss",
+           "humaneval_text_loss", "heldout_bits_per_byte", "tokens_seen", "wall_time_s",
+           "provisional")
+
+
+def fit_power_law(n: Sequence[float], loss: Sequence[float]) -> dict[str, float]:
+    """Fit L = (N / N_c)^(-alpha) to points by least squares on log L = -alpha (log N - log N_c).
+
+    Returns:
+        ``alpha``, ``n_c`` and ``r2`` (of the log-log fit).
+
+    Raises:
+        ValueError: with fewer than two points.
+    """
+    if len(n) < 2:
+        raise ValueError("need at least two points to fit")
+    x = [math.log(v) for v in n]
+    y = [math.log(v) for v in loss]
+    mx, my = sum(x) / len(x), sum(y) / len(y)
+    sxx = sum((a - mx) ** 2 for a in x)
+    slope = sum((a - mx) * (b - my) for a, b in zip(x, y, strict=True)) / sxx
+    intercept = my - slope * mx
+    alpha = -slope
+    ss_res = sum((b - (intercept + slope * a)) ** 2 for a, b in zip(x, y, strict=True))
+    ss_tot = sum((b - my) ** 2 for b in y)
+    return {"alpha": alpha, "n_c": math.exp(intercept / alpha) if alpha else float("nan"),
+            "r2": 1 - ss_res / ss_tot if ss_tot else 1.0}
+
+
+def scaling_rows(models: dict[str, Path]) -> list[dict]:
+    """Return one row per model card (see :data:`COLUMNS`)."""
+    from codexlab.models.card import read_model_card
+
+    rows = []
+    for name, path in models.items():
+        card = read_model_card(path)
+        ev, pr, tr = card.get("eval", {}), card.get("params", {}), card.get("training", {})
+        rows.append({
+            "model": name, "non_embedding_params": pr.get("non_embedding"),
+            "total_params": pr.get("total"), "heldout_loss": ev.get("heldout_loss"),
+            "humaneval_text_loss": ev.get("humaneval_text_loss"),
+            "heldout_bits_per_byte": ev.get("heldout_bits_per_byte"),
+            "tokens_seen": tr.get("tokens_seen"), "wall_time_s": tr.get("wall_time_s"),
+            "provisional": card.get("provisional"),
+        })
+    return rows
+
+
+def write_scaling_data(models: dict[str, Path] | None = None, csv_path: Path = SCALING_CSV,
+                       fit_path: Path = SCALING_FIT, family_readme: bool = True) -> dict:
+    """Write the loss points, the power-law fits and the family README; return the fit JSON.
+
+    Args:
+        models: Name -> folder; default the shipped models.
+        csv_path: Where the points go.
+        fit_path: Where the fit JSON goes.
+        family_readme: Also write ``README.md`` beside the models (their common folder).
+    """
+    if models is None:
+        from codexlab.models import builtin_models
+
+        models = builtin_models()
+    rows = [r for r in scaling_rows(models) if r["heldout_loss"] and r["non_embedding_params"]]
+    csv_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(csv_path, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=COLUMNS, lineterminator="\n")
+        w.writeheader()
+        w.writerows(rows)
+    n = [r["non_embedding_params"] for r in rows]
+    out: dict = {"form": "L(N) = (N / n_c) ** -alpha, N = non-embedding parameters",
+                 "loss_unit": "nats/token (codex-mini tokenizer)",
+                 "codex_paper": {"alpha": 0.13, "n_c": 5.92e7},
+                 "points": len(rows), "source": "model cards under data/models"}
+    if len(rows) >= 2:
+        out["heldout"] = fit_power_law(n, [r["heldout_loss"] for r in rows])
+        out["humaneval_text"] = fit_power_law(n, [r["humaneval_text_loss"] for r in rows])
+    fit_path.write_text(json.dumps(out, indent=2) + "\n")
+    if family_readme and rows:
+        parent = Path(next(iter(models.values()))).parent
+        (parent / "README.md").write_text(render_family_readme(rows, out))
+    return out
+
+
+def render_family_readme(rows: list[dict], fit: dict) -> str:
+    """Render the Markdown overview of the shipped family (one table row per model)."""
+    lines = [
+        "# The built-in codex-mini family",
+        "",
+        "Small Llama-style Python models trained from scratch by `codexlab train` on the "
+        "decontaminated stdlib + site-packages corpus (see `data/codex_mini_corpus.json`). "
+        "Each folder loads offline with `AutoModelForCausalLM.from_pretrained` and holds a "
+        "model card (`README.md`, `model_card.json`). Short names resolve with "
+        "`codexlab.models.resolve_model`.",
+        "",
+    ]
+    if any(r.get("provisional") for r in rows):
+        lines += ["**Provisional**: trained briefly on a shared CPU; to be continued on a GPU "
+                  "(`scripts/train_family.sh`, see its header).", ""]
+    lines += ["| model | non-embedding params | total params | tokens seen | held-out loss | "
+              "HumanEval-text loss | train wall time (s) |", "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(
+            f"| {r['model']} | {r['non_embedding_params']:,} | {r['total_params']:,} | "
+            f"{r['tokens_seen']:,} | {r['heldout_loss']:.3f} | {r['humaneval_text_loss']:.3f} | "
+            f"{r['wall_time_s']:.0f} |")
+    lines.append("")
+    if "heldout" in fit:
+        h = fit["heldout"]
+        lines += [f"Power-law fit of held-out loss (nats/token, codex-mini tokenizer): "
+                  f"L(N) = (N / {h['n_c']:.3g})^-{h['alpha']:.3f}, r² = {h['r2']:.3f} "
+                  "(Codex paper: N_c = 5.92e7, alpha = 0.13, with another tokenizer and "
+                  "100B tokens). Points: `data/loss_scaling.csv`; fit: "
+                  "`data/loss_scaling_fit.json`.", ""]
+    return "\n".join(lines)

@@ -1,0 +1,199 @@
+"""Toy training run, save -> load round trip, model cards, scaling fit, name resolution."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from codexlab.models import builtin_models, resolve_model, update_model_card
+from codexlab.models.card import read_model_card, write_model_card
+from codexlab.models.scaling import fit_power_law
+
+FAKE_PROBLEMS = {
+    "Fake/0": {"prompt": "def add(a, b):\n    \"\"\"Add a and b.\n    >>> add(1, 2)\n    3\n    \"\"\"\n",
+               "canonical_solution": "    return a + b\n"},
+}
+
+
+@pytest.fixture(scope="module")
+def toy_model(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict]]:
+    """Prepare a tiny corpus and train codex-mini-0.1m on it for a few seconds."""
+    import torch
+
+    from codexlab.models.data import prepare_data
+    from codexlab.models.training import TrainConfig, train
+
+    # One thread: the project's 2 shared cores are often busy, and spinning OpenMP threads
+    # on an oversubscribed CPU make this tiny run 10x slower.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("toy")
+    src = root / "src"
+    src.mkdir()
+    for i in range(60):
+        body = "".join(f"    if x == {j}:\n        return {j * i}\n" for j in range(8))
+        (src / f"m{i}.py").write_text(
+            f"def f{i}(x):\n    \"\"\"Map x to a multiple of {i}.\"\"\"\n{body}    return 0\n")
+    data = prepare_data(root / "cache", roots=[src], problems=FAKE_PROBLEMS, vocab_size=384,
+                        held_out_fraction=0.2, progress=False)
+    cfg = TrainConfig(size="codex-mini-0.1m", out_dir=root / "models" / "codex-mini-0.1m",
+                      data_dir=data.root, seq_len=64, batch_size=8, max_tokens=8 * 64 * 60,
+                      eval_every_s=1e9, warmup_steps=5, progress=False, command="pytest")
+    card = train(cfg)
+    yield cfg.out_dir, card
+    torch.set_num_threads(threads)
+
+
+def test_toy_training_lowers_loss(toy_model: tuple[Path, dict]) -> None:
+    _, card = toy_model
+    hist = card["training"]["stages"][0]["history"]
+    assert hist[-1]["heldout_loss"] < hist[0]["heldout_loss"] - 1.0
+    assert card["eval"]["heldout_loss"] < math.log(384) - 2.0
+    assert card["training"]["tokens_seen"] == 8 * 64 * 60
+    assert card["provisional"] is True
+    assert card["params"]["non_embedding"] == 94_528
+    for key in ("manifest_sha256", "train_tokens"):
+        assert card["data"][key]
+
+
+def test_save_load_roundtrip(toy_model: tuple[Path, dict]) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
+
+    path, card = toy_model
+    model = AutoModelForCausalLM.from_pretrained(path)
+    tok = AutoTokenizer.from_pretrained(path)
+    assert model.config.model_type == "llama" and model.config.head_dim == 64
+    assert model.config.tie_word_embeddings
+    src = "def f3(x):\n    if x == 2:\n        return 6\n"
+    ids = tok(src, return_tensors="pt").input_ids
+    assert tok.decode(ids[0]) == src
+    with torch.no_grad():
+        out = model.generate(ids, max_new_tokens=8, do_sample=False, pad_token_id=tok.eos_token_id)
+    assert out.shape[1] > ids.shape[1]
+    files = list(path.glob("*.safetensors"))
+    assert files and all(f.stat().st_size < 16 * 2**20 for f in files)
+    gen = GenerationConfig.from_pretrained(path)
+    assert gen.temperature in (None, 1.0) and gen.top_k in (None, 50) and not gen.do_sample
+    assert json.loads((path / "model_card.json").read_text())["name"] == path.name
+    assert "Provisional" in (path / "README.md").read_text()
+
+
+def test_resume_continues_and_accumulates(toy_model: tuple[Path, dict], tmp_path: Path) -> None:
+    import shutil
+
+    from codexlab.models.training import TrainConfig, train
+
+    path, card = toy_model
+    copy = tmp_path / path.name
+    shutil.copytree(path, copy)
+    data_dir = path.parents[1] / "cache"
+    cfg = TrainConfig(size="codex-mini-0.1m", out_dir=copy, data_dir=data_dir, seq_len=64,
+                      batch_size=8, max_tokens=8 * 64 * 5, resume=True, progress=False,
+                      warmup_steps=1, lr=1e-4, command="pytest resume")
+    card2 = train(cfg)
+    assert card2["training"]["tokens_seen"] == card["training"]["tokens_seen"] + 8 * 64 * 5
+    assert len(card2["training"]["stages"]) == 2 and card2["training"]["stages"][1]["resumed"]
+    # A small-lr continuation starts from the trained weights, not from scratch.
+    assert card2["eval"]["heldout_loss"] < card["eval"]["heldout_loss"] + 0.2
+
+
+def test_update_model_card_merges(tmp_path: Path) -> None:
+    write_model_card(tmp_path, {"name": "m", "eval": {"heldout_loss": 3.0}, "provisional": True})
+    card = update_model_card(tmp_path, humaneval={"pass@1": 0.01}, eval={"x": 1})
+    assert card["eval"] == {"heldout_loss": 3.0, "x": 1}
+    assert read_model_card(tmp_path)["humaneval"]["pass@1"] == 0.01
+    assert "pass@1" in (tmp_path / "README.md").read_text()
+
+
+def test_resolve_and_builtin_models(tmp_path: Path) -> None:
+    for name, n in (("codex-mini-3m", 3_000_000), ("codex-mini-0.1m", 94_000),
+                    ("codex-mini-1.3m", 1_300_000)):
+        d = tmp_path / name
+        d.mkdir()
+        (d / "config.json").write_text("{}")
+        write_model_card(d, {"name": name, "params": {"non_embedding": n}})
+    (tmp_path / "codex-mini-untrained").mkdir()  # no config.json: not a model
+    models = builtin_models(tmp_path)
+    assert list(models) == ["codex-mini-0.1m", "codex-mini-1.3m", "codex-mini-3m"]
+    assert resolve_model("codex-mini-3m", tmp_path) == str((tmp_path / "codex-mini-3m").resolve())
+    assert Path(resolve_model("codex-mini-3m", tmp_path)).is_absolute()
+    assert resolve_model("gpt2", tmp_path) == "gpt2"
+    assert resolve_model("bigcode/tiny_starcoder_py", tmp_path) == "bigcode/tiny_starcoder_py"
+    assert resolve_model(str(tmp_path), tmp_path) == str(tmp_path)
+    with pytest.raises(ValueError, match="codex-mini-0.1m"):
+        resolve_model("codex-mini-7b", tmp_path)
+    with pytest.raises(ValueError, match="not trained"):
+        resolve_model("codex-mini-0.4m", tmp_path)
+
+
+def test_power_law_fit_recovers_parameters() -> None:
+    n = [1e5, 4e5, 1.3e6, 3e6]
+    loss = [(x / 5.92e7) ** -0.13 for x in n]
+    fit = fit_power_law(n, loss)
+    assert fit["alpha"] == pytest.approx(0.13, rel=1e-6)
+    assert fit["n_c"] == pytest.approx(5.92e7, rel=1e-5)
+    assert fit["r2"] == pytest.approx(1.0)
+
+
+def test_cli_list_and_help_fast() -> None:
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "codexlab", "train", "--list"],
+                         capture_output=True, text=True, check=True).stdout
+    assert "codex-mini-0.1m" in out and "codex-mini-3m" in out
+
+
+def test_prepare_data_reuses_a_models_tokenizer(toy_model: tuple[Path, dict],
+                                                tmp_path: Path) -> None:
+    """Resuming elsewhere rebuilds the corpus but must keep the model's vocabulary."""
+    from codexlab.models.data import prepare_data
+    from codexlab.models.tokenizer import load_tokenizer
+
+    path, _ = toy_model
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(20):
+        (src / f"other{i}.py").write_text(f"class C{i}:\n    value = {i}\n" * 5)
+    data = prepare_data(tmp_path / "cache", roots=[src], problems=FAKE_PROBLEMS, vocab_size=300,
+                        held_out_fraction=0.3, progress=False,
+                        tokenizer_file=path / "tokenizer.json")
+    assert load_tokenizer(data.tokenizer_path).get_vocab() == \
+        load_tokenizer(path / "tokenizer.json").get_vocab()
+    assert int(data.tokens("train").max()) < 384
+
+
+def test_function_mining_and_stage(toy_model: tuple[Path, dict], tmp_path: Path) -> None:
+    import shutil
+
+    from codexlab.models.data import PreparedData
+    from codexlab.models.functions import extract_functions, prepare_functions
+    from codexlab.models.training import TrainConfig, train
+
+    src = (
+        "import os\n\n\ndef documented(x):\n    \"\"\"Return x doubled, for the test.\"\"\"\n"
+        "    y = x * 2\n    return y\n\n\n@decorated\ndef skipped(x):\n"
+        "    \"\"\"A decorated function is left out.\"\"\"\n    return x\n\n\n"
+        "def nodoc(x):\n    return x\n\n\nclass K:\n    def method(self):\n"
+        "        \"\"\"Methods are left out too.\"\"\"\n        return 1\n"
+    )
+    funcs = extract_functions(src)
+    assert funcs == ["def documented(x):\n    \"\"\"Return x doubled, for the test.\"\"\"\n"
+                     "    y = x * 2\n    return y\n"]
+    assert extract_functions("def broken(:\n") == []
+
+    path, card = toy_model
+    data = PreparedData(path.parents[1] / "cache")
+    stats = prepare_functions(data, workers=1, progress=False)
+    assert stats["unique_functions"] >= 40 and stats["tokens"] > 0
+    copy = tmp_path / path.name
+    shutil.copytree(path, copy)
+    card2 = train(TrainConfig(size="codex-mini-0.1m", out_dir=copy, data_dir=data.root,
+                              seq_len=64, batch_size=8, max_tokens=8 * 64 * 3, resume=True,
+                              split="functions", progress=False, command="pytest functions"))
+    assert card2["training"]["stages"][-1]["data_split"] == "functions"
