@@ -1,0 +1,135 @@
+"""``codexlab figures``: regenerate every figure: run the grid once, then the notebooks.
+
+The grid (sample → execute → BLEU for every model and temperature of the mode) runs first in
+this process, with progress on the terminal; then each notebook of ``notebooks/`` runs with
+papermill and re-plots from the store in seconds. Executed notebooks go to
+``<results>/notebooks/<mode>/``, never back into ``notebooks/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+#: The notebooks, in the order they run.
+NOTEBOOKS = ("00_tour", "01_passk_estimator", "02_scaling", "03_temperature", "04_ranking",
+             "05_bleu", "06_explorer")
+
+
+def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Add the ``figures`` sub-command."""
+    p = sub.add_parser(
+        "figures",
+        help="regenerate every figure: sample + execute the grid once, then run the notebooks",
+        description=(
+            "Sample, execute and score the (model, temperature) grid of a mode (only what the "
+            "store lacks), then run the notebooks with papermill. quick: built-in models on a "
+            "CPU, figures into figures/quick/. paper: the Codex protocol (n=200, five "
+            "temperatures), figures into figures/. Executing model-written code needs "
+            "CODEXLAB_ALLOW_CODE_EXEC=1."
+        ),
+    )
+    p.add_argument("--mode", choices=["quick", "paper"], default="quick",
+                   help="preset (default quick)")
+    p.add_argument("--out", metavar="DIR", default="",
+                   help="figures folder (default figures/quick or figures/)")
+    p.add_argument("--notebooks", metavar="NAMES", default="",
+                   help=f"comma-separated subset of {','.join(NOTEBOOKS)} (default all)")
+    p.add_argument("--force", action="store_true",
+                   help="re-execute and re-score stored samples (never re-samples)")
+    p.add_argument("--models", metavar="NAMES", default="",
+                   help="comma-separated model names/paths/HF ids (default: built-in family)")
+    p.add_argument("--n", type=int, default=0, help="samples per task (default: the preset's)")
+    p.add_argument("--temperatures", default="",
+                   help="comma-separated temperature grid of Fig 5 (default: the preset's)")
+    p.add_argument("--tasks", default="", help="task subset, e.g. ':20' (default all)")
+    p.add_argument("--store", metavar="PATH", default="", help="run store (default results dir)")
+    p.add_argument("--no-run", dest="run_grid", action="store_false",
+                   help="skip the grid step: only re-plot from stored results")
+    p.add_argument("--stages", default="sample,execute,bleu",
+                   help="grid stages to run (default sample,execute,bleu); e.g. 'sample' on a "
+                        "GPU machine, then 'execute,bleu' where the store is copied to")
+    p.add_argument("--no-notebooks", dest="notebooks_run", action="store_false",
+                   help="stop after the grid (and --export); needs no Jupyter")
+    p.add_argument("--export", action="store_true",
+                   help="also write the compact per-sample tables to data/results/<mode>/")
+    p.add_argument("--timeout", type=int, default=1800,
+                   help="seconds allowed per notebook (default 1800)")
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    """Execute ``codexlab figures``."""
+    import sys
+    import time
+    from pathlib import Path
+
+    from codexlab import config, pipeline
+    from codexlab.paths import NOTEBOOKS_DIR, results_dir
+
+    names = [n.strip() for n in args.notebooks.split(",") if n.strip()] or list(NOTEBOOKS)
+    unknown = [n for n in names if n not in NOTEBOOKS]
+    if unknown:
+        print(f"codexlab figures: unknown notebooks {unknown}; choose from {list(NOTEBOOKS)}",
+              file=sys.stderr)
+        return 2
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    try:
+        temps = [float(t) for t in args.temperatures.split(",") if t.strip()]
+        cfg = config.figure_config(args.mode, models=models, n=args.n, store=args.store,
+                                   out=args.out, tasks=args.tasks, temperatures=temps)
+        cfg.grid()  # resolves the models: fails here, clearly, when none are trained
+        print(cfg.describe(), flush=True)
+    except (ValueError, RuntimeError) as exc:
+        print(f"codexlab figures: {exc}", file=sys.stderr)
+        return 2
+    t_all = time.perf_counter()
+    if args.run_grid:
+        t0 = time.perf_counter()
+        try:
+            stages = [x.strip() for x in args.stages.split(",") if x.strip()]
+            pipeline.run_grid(cfg, force=args.force, progress=True, stages=stages)
+        except PermissionError as exc:
+            print(f"codexlab figures: {exc}", file=sys.stderr)
+            return 3
+        except ValueError as exc:
+            print(f"codexlab figures: {exc}", file=sys.stderr)
+            return 2
+        print(f"grid: {time.perf_counter() - t0:.1f} s", flush=True)
+    if args.export:
+        out = pipeline.export_compact(cfg)
+        print(f"compact results: {out}", flush=True)
+    if not args.notebooks_run:
+        return 0
+
+    import papermill as pm
+
+    run_dir = results_dir() / "notebooks" / cfg.mode
+    run_dir.mkdir(parents=True, exist_ok=True)
+    # Absolute paths: the notebooks run with notebooks/ as their working directory.
+    params = {"MODE": cfg.mode, "MODELS": list(models), "N": args.n, "FORCE": False,
+              "TEMPERATURES": [float(t) for t in temps],
+              "STORE": str(cfg.store_path().resolve()), "OUT": str(cfg.figures_dir().resolve()),
+              "TASKS": args.tasks}
+    failed = []
+    for name in names:
+        t0 = time.perf_counter()
+        src = NOTEBOOKS_DIR / f"{name}.ipynb"
+        dst = run_dir / f"{name}.ipynb"
+        try:
+            # kernel "python3": the venv's kernelspec (`make venv` installs it with
+            # --sys-prefix), or ipykernel's built-in spec, which runs this same interpreter.
+            # The kernel's own start-up warnings (e.g. "running over TCP") are noise here;
+            # cell errors still surface through papermill.
+            pm.execute_notebook(str(src), str(dst), parameters=params, kernel_name="python3",
+                                cwd=str(NOTEBOOKS_DIR), progress_bar=False,
+                                execution_timeout=args.timeout,
+                                extra_arguments=["--IPKernelApp.log_level=ERROR"])
+            status = "ok"
+        except Exception as exc:  # noqa: BLE001 - report every notebook, then fail
+            status = f"FAILED ({type(exc).__name__}); see {dst}"
+            failed.append(name)
+            print(str(exc)[-2000:], file=sys.stderr)
+        print(f"{name:<20} {time.perf_counter() - t0:6.1f} s  {status}", flush=True)
+    print(f"figures in {Path(cfg.figures_dir()).resolve()}; executed notebooks in {run_dir}; "
+          f"total {time.perf_counter() - t_all:.1f} s", flush=True)
+    return 1 if failed else 0

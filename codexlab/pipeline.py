@@ -1,0 +1,916 @@
+"""The figure pipeline: sample → execute → BLEU for a config's (model, temperature) grid.
+
+What it is for: driving the sampling and execution engines over the grid of a
+:class:`~codexlab.config.FigureConfig` so that the store ends up holding every sample, verdict
+and BLEU score the figures need, resuming whatever an earlier run left undone; reading those
+results back as one DataFrame; and moving them in and out of the compact per-sample tables
+(``data/results/<mode>/``) that let anyone re-plot without a GPU or a store. What it is not
+for: sampling or running code itself (:mod:`codexlab.sampling`, :mod:`codexlab.execution`),
+or computing figure tables (:mod:`codexlab.analysis`).
+
+Each stage is skippable and idempotent: sampling asks the engine only for missing indices
+(the engine itself resumes), execution runs only samples without a verdict, BLEU fills only
+samples without a score. ``force`` re-executes and re-scores; it never re-samples, because a
+sample set is the immutable cache unit of generations (delete the store or change the seed
+to draw new ones).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from codexlab.config import FigureConfig
+
+#: Columns of the compact per-sample table (no completion text: it is large, and no figure
+#: needs it).
+COMPACT_COLUMNS = (
+    "model", "temperature", "top_p", "seed", "task_id", "idx", "status", "passed",
+    "n_tokens", "sum_logprob", "mean_logprob", "bleu",
+)
+
+#: Columns of the compact per-model table (what the scaling and loss figures need).
+MODEL_COLUMNS = ("model", "params_total", "params_non_embedding", "heldout_loss",
+                 "humaneval_text_loss", "loss_unit")
+
+#: Samples executed per engine call; a killed run loses at most one chunk of verdicts.
+EXEC_CHUNK = 2000
+
+STAGES = ("sample", "execute", "bleu")
+
+
+# -- models ------------------------------------------------------------------------------
+def builtin_model_names() -> list[str]:
+    """Return the built-in model names, smallest first (``[]`` when none are trained yet).
+
+    Uses :func:`codexlab.models.builtin_models` when that module provides it, else lists
+    the folders of ``data/models`` that hold a ``config.json``, ordered by parameter count.
+    """
+    try:
+        from codexlab.models import builtin_models  # type: ignore[attr-defined]
+
+        return list(builtin_models())
+    except (ImportError, AttributeError):
+        pass
+    from codexlab.paths import MODELS_DIR
+
+    if not MODELS_DIR.is_dir():
+        return []
+    dirs = [p for p in MODELS_DIR.iterdir() if (p / "config.json").exists()]
+    return [p.name for p in sorted(dirs, key=lambda p: (_card_params(p) or 0, p.name))]
+
+
+def compact_model_names(cfg: FigureConfig) -> list[str]:
+    """Return the models of the committed compact results of cfg's mode, smallest first."""
+    import pandas as pd
+
+    path = cfg.compact_results_dir() / "models.csv"
+    if not path.exists():
+        return []
+    df = pd.read_csv(path)
+    return df.sort_values("params_total", kind="stable")["model"].astype(str).tolist()
+
+
+def model_dir(model: str) -> Path | None:
+    """Return the local folder of a model name or path, or None (e.g. a hub id)."""
+    p = Path(model).expanduser()
+    if p.is_dir():
+        return p
+    from codexlab.paths import MODELS_DIR
+
+    cand = MODELS_DIR / model
+    return cand if cand.is_dir() else None
+
+
+def model_label(model: str) -> str:
+    """Return the short name a model is shown under: a folder's name, else the id itself."""
+    p = Path(model).expanduser()
+    return p.name if (p.is_dir() or p.is_absolute()) else model
+
+
+def _model_aliases(model: str) -> set[str]:
+    """Names under which a store may record a model (name, path, resolved path)."""
+    out = {model, model_label(model)}
+    d = model_dir(model)
+    if d is not None:
+        out |= {str(d), str(d.resolve()), d.name}
+    return out
+
+
+def _card(model: str) -> dict[str, Any]:
+    d = model_dir(model)
+    if d is None:
+        return {}
+    if (d / "model_card.json").exists():
+        return json.loads((d / "model_card.json").read_text())
+    return {"params": _params_from_weights(d)}
+
+
+#: Tensor-name fragments of embedding and unembedding matrices (excluded from the
+#: non-embedding count, as in the Codex and Kaplan et al. scaling fits).
+_EMBEDDING_NAMES = ("embed", "wte", "wpe", "lm_head")
+
+
+def _params_from_weights(d: Path) -> dict[str, int]:
+    """Count parameters from the safetensors headers of a model folder (no torch, no load).
+
+    Any Hugging Face model without a codexlab card still gets a point on the scaling figure.
+    Tied output embeddings are stored once, so they are counted once.
+    """
+    import struct
+
+    total = emb = 0
+    for f in sorted(d.glob("*.safetensors")):
+        with open(f, "rb") as fh:
+            (size,) = struct.unpack("<Q", fh.read(8))
+            header = json.loads(fh.read(size))
+        for name, info in header.items():
+            if name == "__metadata__":
+                continue
+            n = math.prod(info["shape"])
+            total += n
+            if any(part in name for part in _EMBEDDING_NAMES):
+                emb += n
+    return {"total": total, "non_embedding": total - emb} if total else {}
+
+
+def _card_params(d: Path) -> int | None:
+    path = d / "model_card.json"
+    card = json.loads(path.read_text()) if path.exists() else {}
+    return _card_fields(card)["params_total"]
+
+
+def _card_fields(card: dict[str, Any]) -> dict[str, Any]:
+    """Pick parameter counts and losses out of a model card (nested or flat layout)."""
+    params = card.get("params") if isinstance(card.get("params"), dict) else {}
+    ev = card.get("eval") if isinstance(card.get("eval"), dict) else {}
+    return {
+        "params_total": params.get("total", card.get("params_total")),
+        "params_non_embedding": params.get("non_embedding", card.get("params_non_embedding")),
+        "heldout_loss": ev.get("heldout_loss", card.get("heldout_loss")),
+        "humaneval_text_loss": ev.get("humaneval_text_loss", card.get("humaneval_text_loss")),
+        "loss_unit": ev.get("loss_unit", card.get("loss_unit", "")),
+    }
+
+
+def model_table(cfg: FigureConfig) -> Any:
+    """Return one row per model of ``cfg``: parameters and held-out losses from its card.
+
+    Falls back to the committed compact ``models.csv`` for models whose card is not here
+    (re-plotting without the weights). Unknown values are NaN.
+
+    Reproduces: the x axes of Codex paper Fig 1/6 and both axes of Fig 4.
+
+    Returns:
+        DataFrame with :data:`MODEL_COLUMNS`, models in ``cfg`` order.
+    """
+    import pandas as pd
+
+    from codexlab.paths import DATA_DIR
+
+    compact = cfg.compact_results_dir() / "models.csv"
+    saved = pd.read_csv(compact).set_index("model") if compact.exists() else None
+    # The model family's own Fig 4 table (codexlab.models.scaling), used when a card is absent.
+    family_csv = DATA_DIR / "loss_scaling.csv"
+    family = (pd.read_csv(family_csv).rename(columns={
+        "total_params": "params_total", "non_embedding_params": "params_non_embedding"})
+        .set_index("model") if family_csv.exists() else None)
+    rows = []
+    for m in cfg.resolved_models():
+        row = {"model": model_label(m), **_card_fields(_card(m))}
+        for fallback in (saved, family):
+            if (row["params_total"] is None and fallback is not None
+                    and row["model"] in fallback.index):
+                row.update({c: fallback.loc[row["model"], c] for c in MODEL_COLUMNS[1:]
+                            if c in fallback.columns})
+        rows.append(row)
+    df = pd.DataFrame(rows, columns=list(MODEL_COLUMNS))
+    for c in MODEL_COLUMNS[1:-1]:
+        df[c] = pd.to_numeric(df[c], errors="coerce")
+    return df
+
+
+# -- problems ----------------------------------------------------------------------------
+def load_problems(cfg: FigureConfig) -> tuple[dict[str, Any], dict[str, str]]:
+    """Return the problems of ``cfg`` (selected tasks) and their provenance info."""
+    from codexlab.problems import resolve_problems, select_tasks
+
+    problems, info = resolve_problems(cfg.problems or None)
+    return select_tasks(problems, cfg.tasks or None), info
+
+
+# -- finding sets --------------------------------------------------------------------------
+def find_set(store: Any, cfg: FigureConfig, model: str, temperature: float) -> str | None:
+    """Return the id of the stored sample set of (model, T) under cfg's protocol, or None.
+
+    Matches model (by any alias, or by folder name for a store made elsewhere), temperature,
+    top_p, seed and max_new_tokens; when several sets match (e.g. made by different engine
+    versions), the one with most samples wins.
+    """
+    aliases = _model_aliases(model)
+    label = model_label(model)
+    best: tuple[int, str] | None = None
+    for s in store.sample_sets():
+        # A store made on another machine records that machine's absolute model path; its
+        # folder name still identifies the model.
+        if (
+            (s["model"] in aliases or Path(s["model"]).name == label)
+            and math.isclose(s["temperature"], temperature, abs_tol=1e-9)
+            and math.isclose(s["top_p"], cfg.top_p, abs_tol=1e-9)
+            and int(s["seed"]) == cfg.seed
+            and int(s["max_new_tokens"]) == cfg.max_new_tokens
+        ):
+            cand = (int(s["n_samples"]), s["set_id"])
+            if best is None or cand > best:
+                best = cand
+    return best[1] if best else None
+
+
+def grid_status(cfg: FigureConfig, store: Any = None) -> Any:
+    """Return per (model, T): set id, tasks, samples, verdicts, BLEU scores, and what is missing.
+
+    A set is complete when every selected task has ``n`` samples, each with a verdict and BLEU.
+    """
+    import pandas as pd
+
+    from codexlab.store import Store
+
+    own = store is None
+    store = Store(cfg.store_path()) if own else store
+    try:
+        problems, _ = load_problems(cfg)
+        want = len(problems) * cfg.n
+        rows = []
+        for m, t in cfg.grid():
+            sid = find_set(store, cfg, m, t)
+            n_s = n_v = n_b = 0
+            if sid is not None:
+                q = (
+                    "SELECT COUNT(*), COUNT(v.status), COUNT(s.bleu) FROM samples s "
+                    "LEFT JOIN verdicts v ON v.set_id=s.set_id AND v.task_id=s.task_id "
+                    "AND v.idx=s.idx WHERE s.set_id=? AND s.idx < ? AND s.task_id IN "
+                    f"({','.join('?' * len(problems))})"
+                )
+                n_s, n_v, n_b = store._conn.execute(q, (sid, cfg.n, *problems)).fetchone()
+            rows.append({"model": model_label(m), "temperature": t, "set_id": sid,
+                         "wanted": want, "samples": n_s, "verdicts": n_v, "bleu": n_b,
+                         "complete": n_s == want and n_v == want and n_b == want})
+        return pd.DataFrame(rows)
+    finally:
+        if own:
+            store.close()
+
+
+# -- the grid run ------------------------------------------------------------------------
+def _default_sample_fn(model: str, problems: dict[str, Any], cfg: FigureConfig, temperature: float,
+                       store: Any, progress: bool, problems_sha256: str) -> str:
+    """Sample what is missing of (model, T) with the sampling engine; return the set id."""
+    from codexlab.sampling import SamplingConfig, sample_to_store
+
+    scfg = SamplingConfig(temperature=temperature, n=cfg.n, top_p=cfg.top_p,
+                          max_new_tokens=cfg.max_new_tokens, stop=tuple(cfg.stop), seed=cfg.seed)
+    # The problems file's hash (not the subset's) keys the set, so a run on a task subset
+    # and a later full run share samples.
+    return sample_to_store(model, problems, scfg, store, progress=progress,
+                           problems_sha256=problems_sha256)
+
+
+def _default_execute_fn(problems: dict[str, Any], samples: list[dict[str, Any]],
+                        cfg: FigureConfig, progress: bool) -> list[dict[str, Any]]:
+    """Run samples in the sandbox; return verdict dicts in input order."""
+    import dataclasses
+
+    from codexlab.execution import evaluate_samples
+
+    verdicts = evaluate_samples(problems, samples, timeout=cfg.timeout, workers=cfg.exec_workers,
+                                progress=progress)
+    out = []
+    for v in verdicts:
+        d = v if isinstance(v, dict) else (
+            dataclasses.asdict(v) if dataclasses.is_dataclass(v) else dict(vars(v)))
+        out.append(d)
+    return out
+
+
+def check_consent() -> None:
+    """Raise with a clear message unless executing model-written code was allowed.
+
+    Raises:
+        PermissionError: ``CODEXLAB_ALLOW_CODE_EXEC=1`` is not set.
+    """
+    import os
+
+    if os.environ.get("CODEXLAB_ALLOW_CODE_EXEC") == "1":
+        return
+    try:
+        from codexlab.execution import check_consent as engine_check
+
+        engine_check(None)
+        return
+    except ImportError:
+        pass
+    except Exception as exc:  # the engine's CodeExecutionNotAllowed
+        raise PermissionError(_CONSENT_MSG) from exc
+    raise PermissionError(_CONSENT_MSG)
+
+
+def consent_status() -> str:
+    """Return one line saying whether executing model-written code is allowed here."""
+    import os
+
+    if os.environ.get("CODEXLAB_ALLOW_CODE_EXEC") == "1":
+        return "code execution: allowed (CODEXLAB_ALLOW_CODE_EXEC=1)"
+    return ("code execution: NOT allowed; stored verdicts are shown, but new samples cannot be "
+            "executed until CODEXLAB_ALLOW_CODE_EXEC=1 is set (see the README's sandbox section)")
+
+
+_CONSENT_MSG = (
+    "Executing model-written code is off. The figures need the sandbox to run the sampled "
+    "completions against HumanEval's tests; allow it explicitly with CODEXLAB_ALLOW_CODE_EXEC=1 "
+    "(e.g. `CODEXLAB_ALLOW_CODE_EXEC=1 codexlab figures --mode quick`, or "
+    "`%env CODEXLAB_ALLOW_CODE_EXEC=1` in a notebook). Read the README's sandbox section first."
+)
+
+
+def run_grid(
+    cfg: FigureConfig,
+    store: Any = None,
+    force: bool = False,
+    progress: bool = True,
+    *,
+    stages: Sequence[str] = STAGES,
+    sample_fn: Callable[..., str] | None = None,
+    execute_fn: Callable[..., list[dict[str, Any]]] | None = None,
+) -> Any:
+    """Make the store hold every sample, verdict and BLEU score of cfg's grid.
+
+    For each (model, T) of :meth:`FigureConfig.grid`, smallest model first: sample the
+    missing indices, execute samples without a verdict, score samples without BLEU. Safe to
+    kill and rerun at any point.
+
+    Args:
+        cfg: The run config.
+        store: An open :class:`~codexlab.store.Store` (default: ``cfg.store_path()``).
+        force: Re-execute and re-score every sample (never re-samples).
+        progress: Show progress bars and one status line per stage.
+        stages: Subset of ``("sample", "execute", "bleu")`` to run.
+        sample_fn: Replacement of the sampling engine (tests), called as
+            ``fn(model, problems, cfg, temperature, store, progress, problems_sha256)``
+            returning the set id.
+        execute_fn: Replacement of the execution engine (tests), called as
+            ``fn(problems, samples, cfg, progress) -> list of verdict dicts``.
+
+    Returns:
+        :func:`load_results` of the grid (samples with verdicts and BLEU, no text).
+
+    Raises:
+        PermissionError: Samples need executing and code execution was not allowed.
+    """
+    import time
+
+    from codexlab import provenance
+    from codexlab.store import Store
+
+    unknown = set(stages) - set(STAGES)
+    if unknown:
+        raise ValueError(f"unknown stages {sorted(unknown)}; choose from {STAGES}")
+    own = store is None
+    store = Store(cfg.store_path()) if own else store
+    sample_fn = sample_fn or _default_sample_fn
+    execute_fn = execute_fn or _default_execute_fn
+    problems, pinfo = load_problems(cfg)
+    if "execute" in stages:
+        # Fail before minutes of sampling, not after, when the run will need to execute.
+        try:
+            check_consent()
+        except PermissionError:
+            status = grid_status(cfg, store)
+            if force or not bool((status["verdicts"] == status["wanted"]).all()):
+                if own:
+                    store.close()
+                raise
+    run_id = store.start_run("figures-grid", cfg.to_dict(),
+                             provenance.collect({"problems_sha256": pinfo["problems_sha256"]}))
+    summary: dict[str, Any] = {"sampled": 0, "executed": 0, "bleu": 0}
+    status = "failed"
+    try:
+        if "sample" in stages and sample_fn is _default_sample_fn and cfg.sample_workers > 1:
+            summary["sampled"] += _sample_parallel(cfg, store, problems, pinfo["problems_sha256"],
+                                                   progress)
+        for model, temp in cfg.grid():
+            tag = f"{model_label(model)} T={temp:g}"
+            t0 = time.perf_counter()
+            set_id = find_set(store, cfg, model, temp)
+            if "sample" in stages:
+                have = 0 if set_id is None else _count(store, set_id, problems, cfg.n)
+                if have < len(problems) * cfg.n:
+                    _say(progress, f"[{tag}] sampling {len(problems) * cfg.n - have} samples")
+                    set_id = sample_fn(model, problems, cfg, temp, store, progress,
+                                       pinfo["problems_sha256"])
+                    summary["sampled"] += _count(store, set_id, problems, cfg.n) - have
+            if set_id is None:
+                _say(progress, f"[{tag}] no samples stored; skipped")
+                continue
+            if "execute" in stages:
+                summary["executed"] += _execute_set(store, set_id, problems, cfg, force, progress,
+                                                    execute_fn, run_id, tag)
+            if "bleu" in stages:
+                summary["bleu"] += _bleu_set(store, set_id, problems, cfg, force, progress, tag)
+            _say(progress, f"[{tag}] done in {time.perf_counter() - t0:.1f} s")
+        status = "done"
+    except KeyboardInterrupt:
+        status = "interrupted"
+        raise
+    finally:
+        store.finish_run(run_id, status, summary)
+        if own:
+            store.close()
+    return load_results(cfg, source="store")
+
+
+def _sample_worker(model: str, cfg: FigureConfig, temperature: float, store_path: str,
+                   problems_sha256: str, threads: int) -> str:
+    """Sample one (model, T) set in a worker process; return the set id."""
+    import torch
+
+    from codexlab.store import Store
+
+    # One thread per process: several single-threaded decoders share the cores better than
+    # one multi-threaded decoder, whose OpenMP threads stall when a core is busy elsewhere.
+    torch.set_num_threads(threads)
+    problems, _ = load_problems(cfg)
+    with Store(store_path) as store:
+        return _default_sample_fn(model, problems, cfg, temperature, store, False,
+                                  problems_sha256)
+
+
+def _sample_parallel(cfg: FigureConfig, store: Any, problems: dict[str, Any],
+                     problems_sha256: str, progress: bool) -> int:
+    """Sample the grid's incomplete sets, ``cfg.sample_workers`` at a time; return new samples.
+
+    Each set is one task for a process pool (spawned, so no torch state is forked). The
+    store is SQLite in WAL mode with short transactions, so the workers write concurrently;
+    each set stays resumable exactly as in the sequential path.
+    """
+    import concurrent.futures as cf
+    import multiprocessing as mp
+    import os
+    import time
+
+    want = len(problems) * cfg.n
+    todo = []
+    for model, temp in cfg.grid():
+        sid = find_set(store, cfg, model, temp)
+        have = 0 if sid is None else _count(store, sid, problems, cfg.n)
+        if have < want:
+            todo.append((model, temp, have))
+    if not todo:
+        return 0
+    # Largest models first (longest sets first): the last sets to finish are then short
+    # ones, so the workers end close together instead of one finishing a big set alone.
+    todo.reverse()
+    workers = min(cfg.sample_workers, len(todo))
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    _say(progress, f"sampling {len(todo)} sets, {workers} at a time ({threads} thread each)")
+    added = 0
+    t0 = time.perf_counter()
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        # One tick per finished set: the workers' own per-sample bars would interleave.
+        bar = tqdm(total=len(todo), desc="sample sets", unit="set", dynamic_ncols=True)
+    with cf.ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+        futs = {pool.submit(_sample_worker, m, cfg, t, str(store.path), problems_sha256,
+                            threads): (m, t, have) for m, t, have in todo}
+        try:
+            for fut in cf.as_completed(futs):
+                m, t, have = futs[fut]
+                sid = fut.result()
+                new = _count(store, sid, problems, cfg.n) - have
+                added += new
+                _say(progress, f"[{model_label(m)} T={t:g}] sampled {new} samples "
+                               f"({time.perf_counter() - t0:.0f} s since start)")
+                if bar is not None:
+                    bar.update(1)
+        except BaseException:
+            for f in futs:
+                f.cancel()
+            raise
+        finally:
+            if bar is not None:
+                bar.close()
+    return added
+
+
+def _say(progress: bool, msg: str) -> None:
+    if progress:
+        print(msg, file=sys.stderr, flush=True)
+
+
+def _count(store: Any, set_id: str, problems: dict[str, Any], n: int) -> int:
+    q = (f"SELECT COUNT(*) FROM samples WHERE set_id=? AND idx < ? AND task_id IN "
+         f"({','.join('?' * len(problems))})")
+    return int(store._conn.execute(q, (set_id, n, *problems)).fetchone()[0])
+
+
+def _execute_set(store: Any, set_id: str, problems: dict[str, Any], cfg: FigureConfig,
+                 force: bool, progress: bool, execute_fn: Callable[..., Any], run_id: str,
+                 tag: str) -> int:
+    """Execute the samples of a set that lack a verdict (all of them when ``force``)."""
+    if force:
+        todo = [s for s in store.samples(set_id, problems) if s["idx"] < cfg.n]
+    else:
+        todo = [s for s in store.unexecuted(set_id)
+                if s["task_id"] in problems and s["idx"] < cfg.n]
+    if not todo:
+        return 0
+    check_consent()
+    _say(progress, f"[{tag}] executing {len(todo)} samples")
+    done = 0
+    # Chunks keep a killed run's loss to one chunk: each chunk's verdicts are committed.
+    for start in range(0, len(todo), EXEC_CHUNK):
+        chunk = todo[start:start + EXEC_CHUNK]
+        batch = [{"task_id": s["task_id"], "completion": s["completion"], "idx": s["idx"]}
+                 for s in chunk]
+        verdicts = execute_fn(problems, batch, cfg, progress)
+        if len(verdicts) != len(chunk):
+            raise RuntimeError(f"execution returned {len(verdicts)} verdicts for {len(chunk)} "
+                               "samples")
+        rows = []
+        for s, v in zip(chunk, verdicts, strict=True):
+            status = v.get("status") or ("passed" if v.get("passed") else "failed")
+            rows.append({"set_id": set_id, "task_id": s["task_id"], "idx": s["idx"],
+                         "status": status, "passed": bool(v.get("passed")),
+                         "result": v.get("result") or status, "error_type": v.get("error_type"),
+                         "duration_s": v.get("duration_s"), "mode": v.get("mode"),
+                         "isolation": v.get("isolation")})
+        store.add_verdicts(rows, run_id)
+        done += len(rows)
+    return done
+
+
+def _bleu_set(store: Any, set_id: str, problems: dict[str, Any], cfg: FigureConfig, force: bool,
+              progress: bool, tag: str) -> int:
+    """Score samples of a set against the canonical solution (only unscored unless force)."""
+    from codexlab.metrics import bleu
+
+    todo = [s for s in store.samples(set_id, problems)
+            if s["idx"] < cfg.n and (force or s["bleu"] is None)]
+    if not todo:
+        return 0
+    _say(progress, f"[{tag}] BLEU of {len(todo)} samples")
+    values = [(s["task_id"], s["idx"], bleu(s["completion"],
+                                            problems[s["task_id"]].canonical_solution))
+              for s in todo]
+    store.set_bleu(set_id, values)
+    return len(values)
+
+
+# -- reading results ---------------------------------------------------------------------
+def load_results(cfg: FigureConfig, source: str = "auto", *, with_text: bool = False) -> Any:
+    """Return the per-sample results of cfg's grid without computing anything.
+
+    Args:
+        cfg: The run config.
+        source: ``"store"`` (the run store), ``"compact"`` (the committed table under
+            ``data/results/<mode>/``) or ``"auto"``: the store when it holds every set of
+            the grid, else the compact table when it exists, else whatever the store has.
+        with_text: Include the completion text (store only).
+
+    Returns:
+        DataFrame with :data:`COMPACT_COLUMNS` (plus ``completion``, ``result`` and
+        ``error_type`` from the store), ``model`` shown by :func:`model_label`, restricted to
+        the grid, the selected tasks and ``idx < n``.
+    """
+    import pandas as pd
+
+    if source not in ("auto", "store", "compact"):
+        raise ValueError(f"source must be auto, store or compact, got {source!r}")
+    compact = cfg.compact_results_dir()
+    has_compact = has_compact_results(compact)
+    if source == "compact" or (source == "auto" and not cfg.store_path().exists()
+                               and has_compact):
+        return _filter_grid(read_compact(compact), cfg)
+    from codexlab.store import Store
+
+    if not cfg.store_path().exists():
+        if source == "store":
+            raise FileNotFoundError(f"no run store at {cfg.store_path()}")
+        return _filter_grid(pd.DataFrame(columns=list(COMPACT_COLUMNS)), cfg)
+    with Store(cfg.store_path()) as store:
+        ids = {}
+        for m, t in cfg.grid():
+            sid = find_set(store, cfg, m, t)
+            if sid is not None:
+                ids[sid] = (model_label(m), t)
+        if source == "auto" and len(ids) < len(cfg.grid()) and has_compact:
+            return _filter_grid(read_compact(compact), cfg)
+        if not ids:
+            df = pd.DataFrame(columns=[*COMPACT_COLUMNS, "set_id"])
+        elif with_text:
+            df = store.samples_df(list(ids), with_text=True)
+        else:
+            df = _cached_samples_df(store, sorted(ids))
+    if len(df):
+        df["model"] = df["set_id"].map(lambda s: ids[s][0])
+    return _filter_grid(df, cfg)
+
+
+def _cached_samples_df(store: Any, set_ids: list[str]) -> Any:
+    """Return ``store.samples_df(set_ids, with_text=False)`` through a Parquet cache.
+
+    Reading 656k rows (paper mode) from SQLite takes ~20 s; the Parquet copy reads in well
+    under a second, so each notebook re-plots in seconds. The cache file is named after the
+    set ids and a fingerprint of their contents, so any change to them makes a new file.
+    """
+    import hashlib
+
+    import pandas as pd
+
+    q = ",".join("?" * len(set_ids))
+    # A content fingerprint: sums over the columns the figures read, so any added sample,
+    # changed verdict (re-execution changes passed/status/duration) or new BLEU changes it.
+    # (File sizes and mtimes would not do: SQLite checkpoints the WAL on close, which touches
+    # the database file even when nothing changed.)
+    fp = store._conn.execute(
+        f"SELECT COUNT(*), COUNT(bleu), TOTAL(bleu), TOTAL(mean_logprob), MAX(created) "
+        f"FROM samples WHERE set_id IN ({q})", set_ids).fetchone()
+    fv = store._conn.execute(
+        f"SELECT COUNT(*), TOTAL(passed), TOTAL(LENGTH(status) * (idx + 1)), "
+        f"TOTAL(duration_s), MAX(created) FROM verdicts WHERE set_id IN ({q})",
+        set_ids).fetchone()
+    key = hashlib.sha256(json.dumps([set_ids, list(fp), list(fv)], default=str).encode()
+                         ).hexdigest()[:20]
+    cache_dir = Path(store.path).parent / ".codexlab-cache"
+    path = cache_dir / f"samples-{key}.parquet"
+    if path.exists():
+        try:
+            df = pd.read_parquet(path)
+            df["passed"] = df["passed"].astype("boolean")
+            return df
+        except Exception:  # noqa: BLE001 - a damaged cache is rebuilt, never trusted
+            path.unlink(missing_ok=True)
+    df = store.samples_df(set_ids, with_text=False)
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        for old in cache_dir.glob("samples-*.parquet"):
+            old.unlink(missing_ok=True)  # keep one cache file, not one per state
+        tmp = path.with_suffix(".tmp")
+        df.to_parquet(tmp, index=False)
+        tmp.replace(path)  # atomic: a concurrent reader never sees half a file
+    except OSError:
+        pass  # a read-only results dir just means no cache
+    return df
+
+
+def _filter_grid(df: Any, cfg: FigureConfig) -> Any:
+    problems, _ = load_problems(cfg) if (cfg.tasks or cfg.problems) else (None, None)
+    keep = {(model_label(m), round(t, 6)) for m, t in cfg.grid()}
+    if len(df):
+        pairs = list(zip(df["model"], df["temperature"].round(6), strict=True))
+        mask = [p in keep for p in pairs]
+        df = df[mask]
+        df = df[df["idx"] < cfg.n]
+        if problems is not None:
+            df = df[df["task_id"].isin(list(problems))]
+    df = df.reset_index(drop=True)
+    if "passed" in df:
+        df["passed"] = df["passed"].astype("boolean")
+    return df
+
+
+def ensure_results(cfg: FigureConfig, force: bool = False, progress: bool = True,
+                   allow_sampling: bool = True) -> Any:
+    """Return the grid's results, computing only what is missing.
+
+    Reads the store in seconds when the grid is complete (or the committed compact table
+    when there is no store); otherwise runs :func:`run_grid` (which samples, so it needs the
+    models, and executes, so it needs ``CODEXLAB_ALLOW_CODE_EXEC=1``).
+
+    Args:
+        cfg: The run config.
+        force: Re-execute and re-score everything (see :func:`run_grid`).
+        progress: Progress bars and status lines.
+        allow_sampling: When False, never sample: return what is stored and warn about gaps.
+
+    Returns:
+        The DataFrame of :func:`load_results`.
+    """
+    if (not force and not cfg.store_path().exists()
+            and has_compact_results(cfg.compact_results_dir())):
+        return load_results(cfg, source="compact")
+    if not force and cfg.store_path().exists():
+        status = grid_status(cfg)
+        if bool(status["complete"].all()):
+            return load_results(cfg, source="store")
+    if not allow_sampling:
+        _say(progress, "some results are missing; showing what is stored")
+        return load_results(cfg)
+    return run_grid(cfg, force=force, progress=progress)
+
+
+# -- compact tables ----------------------------------------------------------------------
+def export_compact(cfg: FigureConfig, df: Any = None, out_dir: str | Path | None = None) -> Path:
+    """Write the compact per-sample and per-model tables of a run (no completion text).
+
+    Files: ``samples-<model>.parquet`` (:data:`COMPACT_COLUMNS`, sorted, so reruns give the
+    same bytes), ``models.csv`` (:data:`MODEL_COLUMNS`) and ``meta.json`` (config, provenance,
+    row counts).
+
+    Args:
+        cfg: The run config.
+        df: Results to write (default: :func:`load_results` from the store).
+        out_dir: Folder (default: ``data/results/<mode>``).
+
+    Returns:
+        The folder written.
+    """
+    from codexlab import provenance
+
+    out = Path(out_dir) if out_dir else cfg.compact_results_dir()
+    out.mkdir(parents=True, exist_ok=True)
+    df = load_results(cfg, source="store") if df is None else df
+    table = compact_table(df)
+    # One file per model keeps each file small (paper mode: ~3 MB a model) and lets a model
+    # be added or re-run without rewriting the others.
+    for old in out.glob("samples-*.parquet"):
+        old.unlink()
+    for model, part in table.groupby("model", sort=True):
+        write_compact(part.reset_index(drop=True), out / f"samples-{model}.parquet")
+    model_table(cfg).to_csv(out / "models.csv", index=False, lineterminator="\n")
+    meta = {
+        "config": cfg.to_dict(),
+        "rows": len(table),
+        "models": sorted(table["model"].unique().tolist()),
+        "temperatures": sorted(float(t) for t in table["temperature"].unique()),
+        "provenance": provenance.collect(),
+    }
+    (out / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True, default=str) + "\n")
+    return out
+
+
+def compact_table(df: Any) -> Any:
+    """Return ``df`` reduced to :data:`COMPACT_COLUMNS` with stable dtypes and row order."""
+    import pandas as pd
+
+    t = pd.DataFrame({c: df[c] if c in df else pd.NA for c in COMPACT_COLUMNS})
+    t = t.astype({"model": "string", "task_id": "string", "status": "string",
+                  "temperature": "float64", "top_p": "float64", "seed": "Int64", "idx": "Int64",
+                  "passed": "boolean", "n_tokens": "Int64", "sum_logprob": "float64",
+                  "mean_logprob": "float64", "bleu": "float64"})
+    return t.sort_values(["model", "temperature", "task_id", "idx"]).reset_index(drop=True)
+
+
+def write_compact(table: Any, path: str | Path) -> Path:
+    """Write a compact table as Parquet (``.parquet``) or CSV (``.csv``/``.csv.gz``)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".parquet":
+        table.to_parquet(path, index=False, compression="zstd")
+    else:
+        table.to_csv(path, index=False, lineterminator="\n")
+    return path
+
+
+def has_compact_results(folder: str | Path) -> bool:
+    """Return True when ``folder`` holds compact per-sample tables."""
+    return any(Path(folder).glob("samples*.parquet")) or any(Path(folder).glob("samples*.csv*"))
+
+
+def read_compact(path: str | Path) -> Any:
+    """Read a compact table written by :func:`write_compact`, or every one in a folder."""
+    import pandas as pd
+
+    path = Path(path)
+    if path.is_dir():
+        files = sorted(path.glob("samples*.parquet")) or sorted(path.glob("samples*.csv*"))
+        if not files:
+            raise FileNotFoundError(f"no samples*.parquet or samples*.csv in {path}")
+        df = pd.concat([read_compact(f) for f in files], ignore_index=True)
+        return df
+    df = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+    df = df.astype({"model": "object", "task_id": "object", "status": "object"})
+    df["passed"] = df["passed"].astype("boolean")
+    return df
+
+
+def import_compact(path: str | Path, store: Any, *, run_id: str | None = None) -> list[str]:
+    """Load a compact table into a store as sample sets with verdicts (no completion text).
+
+    The completion is stored empty, so such sets re-plot but cannot be re-executed.
+
+    Returns:
+        The ids of the sets written.
+    """
+    df = read_compact(path)
+    ids = []
+    for (model, temp, top_p, seed), g in df.groupby(["model", "temperature", "top_p", "seed"]):
+        sid = store.ensure_sample_set(model=str(model), temperature=float(temp),
+                                      top_p=float(top_p), seed=int(seed), max_new_tokens=-1,
+                                      stop=[], problems_sha256="",
+                                      extra={"imported_compact": str(Path(path).name)})
+        store.add_samples(sid, _rows(g, text=True), run_id)
+        store.add_verdicts([{**r, "set_id": sid} for r in _rows(g, text=False)
+                            if r["status"] is not None], run_id)
+        store.set_bleu(sid, [(r["task_id"], r["idx"], r["bleu"]) for r in _rows(g, text=False)
+                             if r["bleu"] is not None])
+        ids.append(sid)
+    return ids
+
+
+def _rows(g: Any, text: bool) -> Iterable[dict[str, Any]]:
+    import pandas as pd
+
+    for r in g.itertuples(index=False):
+        def val(x: Any) -> Any:
+            return None if x is pd.NA or (isinstance(x, float) and math.isnan(x)) else x
+
+        row = {"task_id": r.task_id, "idx": int(r.idx), "n_tokens": val(r.n_tokens),
+               "sum_logprob": val(r.sum_logprob), "mean_logprob": val(r.mean_logprob),
+               "status": val(r.status), "passed": bool(val(r.passed)), "result": val(r.status),
+               "bleu": val(r.bleu)}
+        if text:
+            row["completion"] = ""
+        yield row
+
+
+# -- notebook helpers --------------------------------------------------------------------
+def task_samples(cfg: FigureConfig, task_id: str, model: str = "",
+                 temperature: float | None = None) -> Any:
+    """Return the stored samples of one task with text, verdict, log-probs and BLEU.
+
+    Args:
+        cfg: The run config.
+        task_id: The task.
+        model: Model label (default: the reference model).
+        temperature: Temperature (default: every sampled one).
+
+    Returns:
+        DataFrame sorted by temperature and index.
+    """
+    import pandas as pd
+
+    label = model or cfg.reference_label()
+    if not cfg.store_path().exists():
+        # Re-plotting from the committed compact table: there is no completion text.
+        return pd.DataFrame(columns=["model", "temperature", "idx", "status", "passed",
+                                     "mean_logprob", "sum_logprob", "n_tokens", "bleu",
+                                     "completion"])
+    df = load_results(cfg, source="store", with_text=True)
+    sub = df[(df["task_id"] == task_id) & (df["model"] == label)]
+    if temperature is not None:
+        sub = sub[(sub["temperature"] - temperature).abs() < 1e-9]
+    cols = [c for c in ("model", "temperature", "idx", "status", "passed", "mean_logprob",
+                        "sum_logprob", "n_tokens", "bleu", "completion") if c in sub]
+    return sub[cols].sort_values(["temperature", "idx"]).reset_index(drop=True)
+
+
+def sandbox_demo(cfg: FigureConfig, task_id: str) -> Any:
+    """Run four hand-written completions of one task in the sandbox and return the verdicts.
+
+    The completions: the canonical solution (passes), one that returns ``None`` (fails a
+    test), one that loops forever (timed out), and one that starts a subprocess and opens a
+    network connection (stopped by the sandbox). Used by the tour to show what the sandbox decides.
+
+    Returns:
+        DataFrame ``case, status, passed, result, duration_s, isolation``; empty (after
+        printing why) when executing code is not allowed, so "Run All" never stops here.
+    """
+    import pandas as pd
+
+    try:
+        check_consent()
+    except PermissionError as exc:
+        print(exc)
+        return pd.DataFrame(columns=["case", "status", "passed", "result", "duration_s",
+                                     "isolation"])
+    problems, _ = load_problems(cfg)
+    if task_id not in problems:
+        from codexlab.problems import load_humaneval
+
+        problems = {task_id: load_humaneval()[task_id]}
+    prob = problems[task_id]
+    cases = {
+        "canonical solution": prob.canonical_solution,
+        "returns None": "    return None\n",
+        "infinite loop": "    while True:\n        pass\n",
+        # Harmless even if it escaped (a subprocess that prints, a connection attempt):
+        # a demo must never risk the user's files.
+        "hostile (subprocess, socket)": (
+            "    import socket, subprocess\n"
+            "    subprocess.run(['echo', 'escaped'])\n"
+            "    socket.create_connection(('example.com', 80), timeout=1)\n"
+        ),
+    }
+    samples = [{"task_id": task_id, "completion": c, "idx": i}
+               for i, c in enumerate(cases.values())]
+    verdicts = _default_execute_fn(problems, samples, cfg, False)
+    rows = [{"case": name, "status": v.get("status"), "passed": v.get("passed"),
+             "result": v.get("result"), "duration_s": v.get("duration_s"),
+             "isolation": v.get("isolation")} for name, v in zip(cases, verdicts, strict=True)]
+    return pd.DataFrame(rows)

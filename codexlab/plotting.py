@@ -1,0 +1,561 @@
+"""Figures: the house style, fixed colours, one plot function per paper figure, and saving.
+
+What it is for: drawing the tidy tables of :mod:`codexlab.analysis` the way the paper drew
+them (plus bootstrap bands it did not draw), and writing each figure through one
+:func:`save_figure` that produces PNG + PDF + the CSV behind it with byte-identical reruns.
+Plot functions take ``ax=None`` (a new figure) or the axes to draw into, and return the axes.
+What it is not for: computing statistics (a figure's table is computed before it is drawn;
+the one exception is the display-only BLEU density, which needs the plotted grid).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from codexlab import analysis
+
+#: House style: small, light, readable in print and in a notebook. Applied through
+#: :func:`style` so importing this module never changes a user's global settings.
+STYLE: dict[str, Any] = {
+    "figure.dpi": 100,
+    "savefig.dpi": 150,
+    "font.size": 9,
+    "axes.titlesize": 10,
+    "axes.labelsize": 9,
+    "legend.fontsize": 8,
+    "legend.frameon": False,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "grid.alpha": 0.25,
+    "grid.linewidth": 0.6,
+    "lines.linewidth": 1.6,
+    "lines.markersize": 5,
+    "svg.hashsalt": "codexlab",
+    "pdf.fonttype": 42,
+}
+
+#: Palette for models, smallest to largest (colour-blind-safe, ordered light→dark in hue).
+MODEL_PALETTE = ("#4477AA", "#66CCEE", "#228833", "#CCBB44", "#EE6677", "#AA3377", "#BBBBBB",
+                 "#000000")
+
+#: The paper's colours in Fig 7 (mean log-prob red, oracle blue) and Fig 8 (correct blue,
+#: wrong green), kept so our figures read like theirs.
+HEURISTIC_COLORS = {"mean_logprob": "#d62728", "sum_logprob": "#ff7f0e", "random": "#7f7f7f",
+                    "oracle": "#1f77b4"}
+HEURISTIC_LABELS = {"mean_logprob": "mean log-prob", "sum_logprob": "sum log-prob",
+                    "random": "random", "oracle": "oracle (pass@k)"}
+OUTCOME_COLORS = {"correct": "#1f77b4", "wrong": "#2ca02c"}
+REFERENCE_COLOR = "#888888"
+
+#: Paper's best temperatures for the 679M model (§3.3): marked on Fig 5 (bottom).
+PAPER_T_STAR = {1: 0.2, 100: 0.8}
+
+
+@contextmanager
+def style() -> Iterator[None]:
+    """Apply the house style inside a ``with`` block (restores rcParams afterwards)."""
+    with plt.rc_context(STYLE):
+        yield
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def styled(func: F) -> F:
+    """Run a plot function inside :func:`style`, so its figure and artists take the style."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with style():
+            return func(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def model_colors(models: Sequence[str]) -> dict[str, str]:
+    """Return a fixed colour per model.
+
+    Built-in models (and any list given in size order) take palette colours by rank, so a
+    model keeps its colour in every figure of a run; names outside the list fall back to a
+    colour chosen by a hash of the name, stable across runs and machines.
+    """
+    try:
+        from codexlab.pipeline import builtin_model_names
+
+        family = builtin_model_names()
+    except Exception:  # noqa: BLE001 - colours must never fail a plot
+        family = []
+    out: dict[str, str] = {}
+    order = [m for m in family if m in models] + [m for m in models if m not in family]
+    for i, m in enumerate(order):
+        if i < len(MODEL_PALETTE):
+            out[m] = MODEL_PALETTE[i]
+        else:
+            h = int(hashlib.sha256(m.encode()).hexdigest(), 16)
+            out[m] = MODEL_PALETTE[h % len(MODEL_PALETTE)]
+    return out
+
+
+def temperature_color(t: float) -> Any:
+    """Return the fixed colour of temperature ``t`` (dark blue at 0 → orange-yellow at 1.2).
+
+    A perceptually uniform map truncated before its pale end, so every T stays visible.
+    """
+    return plt.get_cmap("plasma")(0.05 + 0.8 * min(max(t / 1.2, 0.0), 1.0))
+
+
+def _k_axis(ax: Any, k_max: int) -> None:
+    """Log-x axis for k with plain integer ticks (1, 2, 5, 10, 20, 50, 100)."""
+    from matplotlib.ticker import FixedLocator, NullFormatter, ScalarFormatter
+
+    ax.set_xscale("log")
+    ticks = [t for t in (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000) if t <= k_max]
+    ax.xaxis.set_major_locator(FixedLocator(ticks))
+    ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
+def _axes(ax: Any, figsize: tuple[float, float]) -> Any:
+    if ax is not None:
+        return ax
+    _, ax = plt.subplots(figsize=figsize, layout="constrained")
+    return ax
+
+
+def _pct(ax: Any, axis: str = "y") -> None:
+    """Format a rate axis in percent, from 0 up (at least to 5 %, so all-zero data shows)."""
+    from matplotlib.ticker import PercentFormatter
+
+    fmt = PercentFormatter(xmax=1.0, decimals=None)
+    (ax.yaxis if axis == "y" else ax.xaxis).set_major_formatter(fmt)
+    if axis == "y":
+        lo, hi = ax.get_ylim()
+        top = max(hi, 0.05)
+        ax.set_ylim(max(lo, -0.02 * top), top)
+
+
+def _note_if_all_zero(ax: Any, values: Any, what: str = "no sample passed") -> None:
+    """Say so on the axes when every plotted rate is 0, so a flat line reads as a result."""
+    if len(values) and float(np.nanmax(np.asarray(values, dtype=float))) == 0.0:
+        ax.text(0.5, 0.55, f"{what}: every curve is at 0", transform=ax.transAxes,
+                ha="center", fontsize=8, color="#555555")
+
+
+# -- saving --------------------------------------------------------------------------------
+def save_figure(fig: Any, name: str, data: pd.DataFrame | None = None,
+                out_dir: str | Path | None = None,
+                formats: Sequence[str] = ("png", "pdf")) -> dict[str, Path]:
+    """Write ``fig`` as PNG and PDF plus ``data`` as CSV, with deterministic bytes.
+
+    Metadata that changes between runs is stripped: the PNG's ``Software`` text chunk and
+    the PDF's creation/modification dates and producer; the SVG hash salt is fixed. So a
+    rerun on the same data, fonts and matplotlib gives identical files, and git shows a
+    figure as changed only when it did.
+
+    Args:
+        fig: A matplotlib figure (``ax.figure`` for axes).
+        name: File stem; contains the figure kind (``scaling``, ``loss``, ``temperature``,
+            ``ranking``, ``bleu``, ``estimator``).
+        data: The tidy table behind the figure, written as ``<name>.csv``.
+        out_dir: Folder (default: ``figures/quick``).
+        formats: Image formats.
+
+    Returns:
+        Mapping format → path written (``csv`` included when data is given).
+    """
+    from codexlab.paths import FIGURES_DIR
+
+    out = Path(out_dir) if out_dir is not None else FIGURES_DIR / "quick"
+    out.mkdir(parents=True, exist_ok=True)
+    written: dict[str, Path] = {}
+    meta = {
+        "png": {"Software": None},
+        "pdf": {"CreationDate": None, "ModDate": None, "Producer": None, "Creator": None},
+        "svg": {"Date": None, "Creator": None},
+    }
+    with plt.rc_context({"svg.hashsalt": "codexlab", "pdf.fonttype": 42}):
+        for fmt in formats:
+            path = out / f"{name}.{fmt}"
+            fig.savefig(path, format=fmt, dpi=STYLE["savefig.dpi"], metadata=meta.get(fmt))
+            written[fmt] = path
+    if data is not None:
+        path = out / f"{name}.csv"
+        data.to_csv(path, index=False, lineterminator="\n", float_format="%.6g")
+        written["csv"] = path
+    return written
+
+
+def save_table(data: pd.DataFrame, name: str, out_dir: str | Path | None = None) -> Path:
+    """Write a second table behind a figure as ``<name>.csv`` (same format as save_figure)."""
+    from codexlab.paths import FIGURES_DIR
+
+    out = Path(out_dir) if out_dir is not None else FIGURES_DIR / "quick"
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{name}.csv"
+    data.to_csv(path, index=False, lineterminator="\n", float_format="%.6g")
+    return path
+
+
+def record(notebook: str, values: dict[str, Any], out_dir: str | Path | None = None) -> Path:
+    """Write a notebook's key values as ``records/<notebook>.json`` beside its figures.
+
+    Tests read these to check a notebook's results without parsing its outputs.
+
+    Returns:
+        The JSON path.
+    """
+    from codexlab.paths import FIGURES_DIR
+
+    out = (Path(out_dir) if out_dir is not None else FIGURES_DIR / "quick") / "records"
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{notebook}.json"
+
+    def clean(v: Any) -> Any:
+        if isinstance(v, dict):
+            return {str(k): clean(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [clean(x) for x in v]
+        if isinstance(v, (np.integer,)):
+            return int(v)
+        if isinstance(v, (np.floating, float)):
+            return None if not np.isfinite(v) else round(float(v), 6)
+        return v
+
+    path.write_text(json.dumps(clean(values), indent=2, sort_keys=True) + "\n")
+    return path
+
+
+# -- Fig 3/13: estimator -------------------------------------------------------------------
+@styled
+def plot_estimator(bias: pd.DataFrame, data: pd.DataFrame | None = None,
+                   axes: Sequence[Any] | None = None) -> Sequence[Any]:
+    """Draw the naive estimator's bias: exact mean ± 1 sd vs n, and both on measured counts.
+
+    Reproduces: Codex paper Fig 13 (left panel; the right panel is ours, on our samples).
+
+    Args:
+        bias: :func:`codexlab.analysis.estimator_bias_table`.
+        data: :func:`codexlab.analysis.estimator_data_table` (optional right panel).
+        axes: Two axes to draw into (default: a new 1×2 figure, or 1×1 without ``data``).
+
+    Returns:
+        The axes.
+    """
+    ncols = 1 if data is None else 2
+    if axes is None:
+        fig, axs = plt.subplots(1, ncols, figsize=(4.2 * ncols, 3.2), layout="constrained",
+                                squeeze=False)
+        axes = list(axs[0])
+    ax = axes[0]
+    colors = {"unbiased": "#1f77b4", "naive": "#d62728"}
+    labels = {"unbiased": r"unbiased $1-\binom{n-c}{k}/\binom{n}{k}$",
+              "naive": r"naive $1-(1-c/n)^k$"}
+    for est, g in bias.groupby("estimator", sort=False):
+        ax.plot(g["n"], g["mean"], color=colors[est], label=labels[est])
+        ax.fill_between(g["n"], g["mean"] - g["sd"], g["mean"] + g["sd"], color=colors[est],
+                        alpha=0.15, linewidth=0)
+    k, p, true = int(bias["k"].iloc[0]), float(bias["p"].iloc[0]), float(bias["true"].iloc[0])
+    ax.axhline(true, color="black", linestyle=(0, (1, 3)), linewidth=1.2, zorder=3,
+               label=f"true pass@{k} = {true:.3f} (the unbiased mean lies on it)")
+    ax.set(xlabel="samples per task n", ylabel=f"estimated pass@{k}",
+           title=f"Estimator mean ± 1 sd (p = {p:g}, k = {k})")
+    _pct(ax)
+    ax.legend(loc="lower right")
+    if data is not None:
+        ax2 = axes[1]
+        for est, g in data.groupby("estimator", sort=False):
+            ax2.plot(g["k"], g["pass_at_k"], marker="o", color=colors[est], label=est)
+        ax2.set(xlabel="k", ylabel="pass@k (mean over tasks)", title="On our samples")
+        _pct(ax2)
+        ax2.legend(loc="lower right")
+    return axes
+
+
+# -- Fig 1/6: scaling ----------------------------------------------------------------------
+@styled
+def plot_scaling(table: pd.DataFrame, ax: Any = None, *, reference: bool = True,
+                 x: str = "params_total") -> Any:
+    """Draw pass@1 (T=0.2) and pass@k (T=0.8) against parameters, log-x, with intervals.
+
+    Codex's Table 1 rows (pass@1 and pass@100) are drawn grey and hollow as the reference
+    the paper's curves pass through; our models are 100-1000× smaller, so the two families
+    sit side by side on the log axis rather than on top of each other.
+
+    Reproduces: Codex paper Fig 1 and Fig 6.
+
+    Args:
+        table: :func:`codexlab.analysis.scaling_table`.
+        ax: Axes (default: new figure).
+        reference: Overlay Codex Table 1.
+        x: Parameter column for the x axis (``params_total`` or ``params_non_embedding``).
+
+    Returns:
+        The axes.
+    """
+    ax = _axes(ax, (6.8, 3.6))
+    markers = {1: "o"}
+    for metric, g in table.groupby("metric", sort=False):
+        g = g.sort_values(x)
+        k = int(g["k"].iloc[0])
+        t = float(g["temperature"].iloc[0])
+        color = "#1f77b4" if k == 1 else "#d62728"
+        ax.errorbar(g[x], g["value"], yerr=[g["value"] - g["lo"], g["hi"] - g["value"]],
+                    color=color, marker=markers.get(k, "s"), capsize=3,
+                    label=f"ours: {metric} (T={t:g})")
+        if k == 1:  # name each model once, slanted: neighbours on a log axis are close
+            for r in g.itertuples(index=False):
+                ax.annotate(r.model, (getattr(r, x), r.value), textcoords="offset points",
+                            xytext=(2, 6), fontsize=6, color="#555555", rotation=45)
+    if reference:
+        ref = analysis.codex_table1()
+        ax.plot(ref["params"], ref["pass@1"], color=REFERENCE_COLOR, marker="o",
+                markerfacecolor="none", linestyle="--", linewidth=1,
+                label="Codex Table 1: pass@1")
+        ax.plot(ref["params"], ref["pass@100"], color=REFERENCE_COLOR, marker="s",
+                markerfacecolor="none", linestyle=":", linewidth=1,
+                label="Codex Table 1: pass@100")
+    ax.set_xscale("log")
+    ax.set(xlabel="parameters" if x == "params_total" else "non-embedding parameters",
+           ylabel="pass rate", title="HumanEval pass rate vs model size")
+    _pct(ax)
+    ax.set_ylim(bottom=-0.02)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    return ax
+
+
+# -- Fig 4: loss ---------------------------------------------------------------------------
+@styled
+def plot_loss(table: pd.DataFrame, ax: Any = None, *, paper: bool = True) -> Any:
+    """Draw held-out loss against non-embedding parameters (log-log) with power-law fits.
+
+    Our fit is drawn through our points; the paper's fit ``(N/5.92e7)^-0.13`` is drawn over
+    the same range as a dashed reference. Its level is in Codex-tokenizer nats and does not
+    compare with ours; its slope does.
+
+    Reproduces: Codex paper Fig 4.
+
+    Args:
+        table: :func:`codexlab.analysis.loss_table`.
+        ax: Axes (default: new figure).
+        paper: Draw the paper's fit.
+
+    Returns:
+        The axes.
+    """
+    ax = _axes(ax, (7.0, 3.4))
+    t = table.dropna(subset=["params_non_embedding", "loss"]).sort_values("params_non_embedding")
+    colors = model_colors(list(t["model"]))
+    for r in t.itertuples(index=False):
+        ax.scatter(r.params_non_embedding, r.loss, color=colors[r.model], zorder=3, s=30,
+                   label=r.model)
+    if len(t) >= 2:
+        n = np.geomspace(t["params_non_embedding"].min() / 1.5,
+                         t["params_non_embedding"].max() * 1.5, 50)
+        nc, a = float(t["fit_N_c"].iloc[0]), float(t["fit_alpha"].iloc[0])
+        ax.plot(n, (n / nc) ** (-a), color="black", linewidth=1.2,
+                label=f"ours: L = (N / {nc:.2g})$^{{-{a:.3f}}}$")
+        if paper:
+            pnc, pa = float(t["paper_N_c"].iloc[0]), float(t["paper_alpha"].iloc[0])
+            ax.plot(n, (n / pnc) ** (-pa), color=REFERENCE_COLOR, linestyle="--", linewidth=1.2,
+                    label=f"Codex: L = (N / {pnc:.3g})$^{{-{pa:g}}}$ (other tokenizer)")
+    from matplotlib.ticker import NullFormatter, ScalarFormatter
+
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(ScalarFormatter())
+    ax.yaxis.set_minor_formatter(ScalarFormatter())
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set(xlabel="non-embedding parameters N", ylabel="held-out loss (nats/token)",
+           title="Test loss vs model size")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7)
+    return ax
+
+
+# -- Fig 5: temperature --------------------------------------------------------------------
+@styled
+def plot_temperature(temps: pd.DataFrame, best: pd.DataFrame, axes: Sequence[Any] | None = None,
+                     *, paper_t_star: bool = True) -> Sequence[Any]:
+    """Draw pass@k vs k per temperature (with bands) and the best temperature per k.
+
+    Reproduces: Codex paper Fig 5 (top and bottom panels).
+
+    Args:
+        temps: :func:`codexlab.analysis.temperature_table`.
+        best: :func:`codexlab.analysis.best_temperature_table`.
+        axes: Two axes (default: a new figure with two stacked panels).
+        paper_t_star: Mark the paper's T* = 0.2 (k=1) and 0.8 (k=100) on the bottom panel.
+
+    Returns:
+        ``(top, bottom)`` axes.
+    """
+    if axes is None:
+        fig, axs = plt.subplots(2, 1, figsize=(5.2, 5.6), layout="constrained", sharex=True,
+                                gridspec_kw={"height_ratios": [2, 1]})
+        axes = list(axs)
+    top, bottom = axes
+    for t, g in temps.groupby("temperature", sort=True):
+        g = g.sort_values("k")
+        c = temperature_color(float(t))
+        top.plot(g["k"], g["pass_at_k"], color=c, label=f"T = {t:g}")
+        top.fill_between(g["k"], g["lo"], g["hi"], color=c, alpha=0.12, linewidth=0)
+    kmax = int(temps["k"].max())
+    _k_axis(top, kmax)
+    top.set(ylabel="pass@k", title=f"pass@k vs k per temperature ({temps['model'].iloc[0]})")
+    _note_if_all_zero(top, temps["pass_at_k"])
+    _pct(top)
+    top.legend(loc="upper left")
+    bottom.plot(best["k"], best["temperature"], color="black", marker="o", markersize=3,
+                drawstyle="steps-mid", label="ours: best T")
+    if "tied" in best:
+        # Where several temperatures reach the same pass@k the "best" is only the lowest
+        # of them; hollow grey markers say so instead of claiming a preference.
+        tie = best[best["tied"] > 1]
+        if len(tie):
+            bottom.scatter(tie["k"], tie["temperature"], s=28, facecolors="white",
+                           edgecolors="#888888", zorder=3, label="tie between temperatures")
+    if paper_t_star:
+        for k, t in PAPER_T_STAR.items():
+            # In quick mode k_max < 100: the paper's k=100 point is pinned to the right edge.
+            shown_k = min(k, kmax)
+            bottom.scatter([shown_k], [t], marker="*", s=120, color="#d62728", zorder=4,
+                           label="paper T* (679M model)" if k == 1 else None)
+            bottom.annotate(f"paper: k={k}", (shown_k, t), textcoords="offset points",
+                            xytext=(8, -3) if k == 1 else (-8, 6), ha="left" if k == 1 else "right",
+                            fontsize=7, color="#d62728")
+    _k_axis(bottom, kmax)
+    bottom.set(xlabel="k (samples)", ylabel="best T", ylim=(-0.05, 1.15))
+    bottom.legend(loc="upper left")
+    return axes
+
+
+# -- Fig 7: ranking ------------------------------------------------------------------------
+@styled
+def plot_ranking(table: pd.DataFrame, ax: Any = None) -> Any:
+    """Draw the pass rate of the one sample each heuristic picks out of k, with bands.
+
+    Reproduces: Codex paper Fig 7 (mean log-prob red, oracle blue as in the paper; no
+    back-translation curve, which needs a docstring model).
+
+    Args:
+        table: :func:`codexlab.analysis.ranking_table`.
+        ax: Axes (default: new figure).
+
+    Returns:
+        The axes.
+    """
+    ax = _axes(ax, (4.8, 3.4))
+    for h in analysis.HEURISTICS:
+        g = table[table["heuristic"] == h].sort_values("k")
+        if not len(g):
+            continue
+        ax.plot(g["k"], g["pass_rate"], color=HEURISTIC_COLORS[h], label=HEURISTIC_LABELS[h],
+                linestyle="--" if h == "random" else "-")
+        ax.fill_between(g["k"], g["lo"], g["hi"], color=HEURISTIC_COLORS[h], alpha=0.12,
+                        linewidth=0)
+    _note_if_all_zero(ax, table["pass_rate"])
+    _k_axis(ax, int(table["k"].max()))
+    ax.set(xlabel="k (samples drawn)", ylabel="pass rate of the chosen sample",
+           title="Choosing one sample out of k")
+    _pct(ax)
+    ax.legend(loc="upper left")
+    return ax
+
+
+# -- Fig 8: BLEU ---------------------------------------------------------------------------
+@styled
+def plot_bleu(samples: pd.DataFrame, axes: Sequence[Any] | None = None) -> Sequence[Any]:
+    """Draw BLEU densities of correct vs wrong samples: one panel per task, then all pooled.
+
+    Reproduces: Codex paper Fig 8 (correct blue, wrong green as in the paper), plus a
+    pooled panel the paper did not show.
+
+    Args:
+        samples: :func:`codexlab.analysis.bleu_samples_table`.
+        axes: One axes per panel (default: a new 1×P figure).
+
+    Returns:
+        The axes.
+    """
+    panels = list(dict.fromkeys(samples["panel"]))
+    if axes is None:
+        fig, axs = plt.subplots(1, len(panels), figsize=(2.3 * len(panels), 2.6),
+                                layout="constrained", sharex=True, squeeze=False)
+        axes = list(axs[0])
+    for ax, panel in zip(axes, panels, strict=False):
+        g = samples[samples["panel"] == panel]
+        for outcome in ("correct", "wrong"):
+            vals = g.loc[g["outcome"] == outcome, "bleu"]
+            if not len(vals):
+                continue
+            d = analysis.bleu_density(vals)
+            ax.plot(d["bleu"], d["density"], color=OUTCOME_COLORS[outcome],
+                    label=f"{outcome} ({len(vals)})")
+            ax.fill_between(d["bleu"], d["density"], color=OUTCOME_COLORS[outcome], alpha=0.15,
+                            linewidth=0)
+        if not (g["outcome"] == "correct").any():
+            ax.text(0.6, 0.5, "no correct\nsamples", transform=ax.transAxes, ha="center",
+                    fontsize=7, color="#555555")
+        ax.set(title=str(panel), xlabel="BLEU", xlim=(0, 100))
+        ax.set_yticks([])
+        ax.legend(loc="upper right", fontsize=6)
+    axes[0].set_ylabel("density")
+    return axes
+
+
+@styled
+def plot_bleu_scatter(samples: pd.DataFrame, tasks: pd.DataFrame,
+                      axes: Sequence[Any] | None = None, seed: int = 0) -> Sequence[Any]:
+    """Draw each sample's BLEU against its verdict, and per-task mean BLEU against pass rate.
+
+    Reproduces: the BLEU-vs-correctness comparison behind Codex paper Fig 8 (§2.1: BLEU is
+    not a reliable proxy for functional correctness).
+
+    Args:
+        samples: :func:`codexlab.analysis.bleu_samples_table` (its pooled panel is used).
+        tasks: :func:`codexlab.analysis.bleu_task_table`.
+        axes: Two axes (default: new 1×2 figure).
+        seed: Seed of the horizontal jitter.
+
+    Returns:
+        The axes.
+    """
+    if axes is None:
+        fig, axs = plt.subplots(1, 2, figsize=(8.0, 3.2), layout="constrained")
+        axes = list(axs)
+    left, right = axes
+    pooled = samples[samples["panel"] == analysis.POOLED]
+    rng = np.random.default_rng(seed)
+    for i, outcome in enumerate(("wrong", "correct")):
+        v = pooled.loc[pooled["outcome"] == outcome, "bleu"].to_numpy()
+        # Thousands of points (paper mode) would be a solid block: fade them with the count.
+        alpha = float(np.clip(60.0 / max(len(v), 1), 0.03, 0.4))
+        left.scatter(i + rng.uniform(-0.25, 0.25, len(v)), v, s=6, alpha=alpha,
+                     color=OUTCOME_COLORS[outcome], linewidths=0)
+        if len(v):
+            left.hlines(np.median(v), i - 0.35, i + 0.35, color="black", linewidth=1.5)
+    left.set_xticks([0, 1], ["wrong", "correct"])
+    left.set(ylabel="BLEU vs canonical solution", xlim=(-0.6, 1.6),
+             title="Each sample (line: median)")
+    right.scatter(tasks["mean_bleu"], tasks["pass_rate"], s=14, color="#444444", alpha=0.7,
+                  linewidths=0)
+    right.set(xlabel="mean BLEU of the task's samples", ylabel="task pass rate",
+              title="Each task")
+    _pct(right)
+    return axes
+
+
+# -- a convenience for notebooks -----------------------------------------------------------
+def show_paths(paths: dict[str, Path]) -> str:
+    """Return a one-line listing of files written by :func:`save_figure`."""
+    return "  ".join(f"{fmt}: {p}" for fmt, p in paths.items())

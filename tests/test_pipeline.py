@@ -1,0 +1,256 @@
+"""codexlab.config and codexlab.pipeline: presets, resumable grid runs, compact tables.
+
+The sampling and execution engines are replaced by fakes, so these tests need no model and
+run no untrusted code; the engines have their own tests.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from codexlab import config, pipeline
+from codexlab.store import Store
+from codexlab.synthetic import SYNTHETIC_MODELS, make_synthetic_run
+
+
+# -- config ------------------------------------------------------------------------------
+def test_presets_have_the_documented_values() -> None:
+    q, p = config.preset("quick"), config.preset("paper")
+    assert (q.n, q.temperatures, q.max_new_tokens, q.k_max, q.full_grid, q.sample_workers) == (
+        10, (0.2, 0.4, 0.6, 0.8, 1.0), 128, 10, False, 2)
+    assert (p.n, p.temperatures, p.top_p, p.max_new_tokens, p.k_max, p.full_grid) == (
+        200, (0.2, 0.4, 0.6, 0.8, 1.0), 0.95, 300, 100, True)
+    assert q.stop == p.stop == ("\nclass", "\ndef", "\n#", "\nif", "\nprint")
+    assert p.pass_k_label == "pass@100" and q.pass_k_label == "pass@10"
+    with pytest.raises(ValueError, match="choose one of"):
+        config.preset("huge")
+
+
+def test_figure_config_overrides_and_validation(tmp_path) -> None:
+    cfg = config.figure_config("quick", models=["a", "b"], n=5, temperatures=[0.4, 0.8],
+                               store=str(tmp_path / "s.sqlite"))
+    assert cfg.n == 5 and cfg.k_max == 5 and cfg.ks == (1, 2, 5)
+    assert cfg.all_temperatures == (0.2, 0.4, 0.8)
+    assert cfg.grid() == [("a", 0.2), ("a", 0.8), ("b", 0.2), ("b", 0.4), ("b", 0.8)]
+    full = config.figure_config("paper", models=["a", "b"])
+    assert len(full.grid()) == 2 * 5
+    with pytest.raises(ValueError, match="k_max"):
+        config.figure_config("quick", models=["a"], n=5, k_max=10)
+    with pytest.raises(dataclass_error()):
+        cfg.n = 3  # frozen
+    assert json.dumps(cfg.to_dict())
+
+
+def dataclass_error() -> type[Exception]:
+    import dataclasses
+
+    return dataclasses.FrozenInstanceError
+
+
+# -- fake engines ------------------------------------------------------------------------
+class FakeEngines:
+    """Sampler writes canonical (pass) or broken (fail) samples; executor checks the text."""
+
+    def __init__(self) -> None:
+        self.sampled = 0
+        self.executed = 0
+        self.fail_after: int | None = None
+
+    def sample(self, model, problems, cfg, temperature, store, progress, problems_sha256):
+        sid = store.ensure_sample_set(model=pipeline.model_label(model), temperature=temperature,
+                                      top_p=cfg.top_p, seed=cfg.seed,
+                                      max_new_tokens=cfg.max_new_tokens, stop=cfg.stop,
+                                      problems_sha256=problems_sha256)
+        missing = store.missing_indices(sid, list(problems), cfg.n)
+        rows = []
+        for tid, idxs in missing.items():
+            for i in idxs:
+                ok = i % 3 == 0
+                rows.append({"task_id": tid, "idx": i, "n_tokens": 5, "sum_logprob": -5.0,
+                             "mean_logprob": -1.0,
+                             "completion": problems[tid].canonical_solution if ok
+                             else "    return None\n"})
+        self.sampled += store.add_samples(sid, rows, None)
+        return sid
+
+    def execute(self, problems, samples, cfg, progress):
+        if self.fail_after is not None and self.executed >= self.fail_after:
+            raise KeyboardInterrupt
+        self.executed += len(samples)
+        return [{"status": "failed" if "return None" in s["completion"] else "passed",
+                 "passed": "return None" not in s["completion"], "result": "x"}
+                for s in samples]
+
+
+@pytest.fixture()
+def grid_cfg(tmp_path, monkeypatch):
+    monkeypatch.setenv("CODEXLAB_ALLOW_CODE_EXEC", "1")
+    return config.figure_config("quick", models=["tiny-a", "tiny-b"], n=4, tasks=":3",
+                                temperatures=[0.8], store=str(tmp_path / "store.sqlite"))
+
+
+def test_run_grid_samples_executes_scores_then_resumes_idle(grid_cfg) -> None:
+    fake = FakeEngines()
+    df = pipeline.run_grid(grid_cfg, sample_fn=fake.sample, execute_fn=fake.execute,
+                           progress=False)
+    assert len(df) == 2 * 2 * 3 * 4  # models × T × tasks × n
+    assert fake.sampled == fake.executed == len(df)
+    assert df["passed"].notna().all() and df["bleu"].notna().all()
+    assert df.groupby("idx")["passed"].all().to_dict() == {0: True, 1: False, 2: False, 3: True}
+    status = pipeline.grid_status(grid_cfg)
+    assert status["complete"].all()
+    again = pipeline.run_grid(grid_cfg, sample_fn=fake.sample, execute_fn=fake.execute,
+                              progress=False)
+    assert fake.sampled == fake.executed == len(df)  # nothing redone
+    pd.testing.assert_frame_equal(df, again)
+
+
+def test_run_grid_resumes_after_interrupt_and_force_reexecutes(grid_cfg, monkeypatch) -> None:
+    monkeypatch.setattr(pipeline, "EXEC_CHUNK", 5)
+    fake = FakeEngines()
+    fake.fail_after = 10
+    with pytest.raises(KeyboardInterrupt):
+        pipeline.run_grid(grid_cfg, sample_fn=fake.sample, execute_fn=fake.execute,
+                          progress=False)
+    with Store(grid_cfg.store_path()) as st:
+        assert st.runs()[-1]["status"] == "interrupted"
+    fake.fail_after = None
+    df = pipeline.run_grid(grid_cfg, sample_fn=fake.sample, execute_fn=fake.execute,
+                           progress=False)
+    assert fake.executed == len(df)  # each sample executed once across both runs
+    pipeline.run_grid(grid_cfg, force=True, sample_fn=fake.sample, execute_fn=fake.execute,
+                      progress=False)
+    assert fake.executed == 2 * len(df) and fake.sampled == len(df)  # force never re-samples
+
+
+def test_stages_are_skippable_and_consent_is_required(grid_cfg, monkeypatch) -> None:
+    fake = FakeEngines()
+    df = pipeline.run_grid(grid_cfg, stages=["sample"], sample_fn=fake.sample,
+                           execute_fn=fake.execute, progress=False)
+    assert fake.executed == 0 and df["passed"].isna().all() and df["bleu"].isna().all()
+    monkeypatch.delenv("CODEXLAB_ALLOW_CODE_EXEC")
+    with pytest.raises(PermissionError, match="CODEXLAB_ALLOW_CODE_EXEC=1"):
+        pipeline.run_grid(grid_cfg, sample_fn=fake.sample, execute_fn=fake.execute,
+                          progress=False)
+    assert "NOT allowed" in pipeline.consent_status()
+    with pytest.raises(ValueError, match="unknown stages"):
+        pipeline.run_grid(grid_cfg, stages=["plot"])
+
+
+def test_ensure_results_reads_without_sampling_when_complete(tmp_path, monkeypatch) -> None:
+    cfg = make_synthetic_run(tmp_path, tasks=":5", n=4)
+
+    def boom(*a, **k):
+        raise AssertionError("must not sample")
+
+    monkeypatch.setattr(pipeline, "_default_sample_fn", boom)
+    df = pipeline.ensure_results(cfg)
+    assert len(df) == len(cfg.grid()) * 5 * 4
+    assert set(df["model"]) == set(SYNTHETIC_MODELS)
+
+
+def test_compact_export_import_roundtrip(tmp_path) -> None:
+    cfg = make_synthetic_run(tmp_path / "run", tasks=":5", n=4)
+    out = pipeline.export_compact(cfg, out_dir=tmp_path / "compact")
+    assert {p.name for p in out.iterdir()} == {
+        *(f"samples-{m}.parquet" for m in SYNTHETIC_MODELS), "models.csv", "meta.json"}
+    table = pipeline.read_compact(out)
+    assert list(table.columns) == list(pipeline.COMPACT_COLUMNS)
+    assert "completion" not in table
+    original = pipeline.compact_table(pipeline.load_results(cfg))
+    pd.testing.assert_frame_equal(pipeline.compact_table(table), original)
+    # Same bytes on a second export: the committed table only changes when results do.
+    first = (out / "samples-synth-3m.parquet").read_bytes()
+    pipeline.export_compact(cfg, out_dir=out)
+    assert (out / "samples-synth-3m.parquet").read_bytes() == first
+    with Store(tmp_path / "imported.sqlite") as st:
+        ids = pipeline.import_compact(out, st)
+        assert len(ids) == len(cfg.grid())
+        back = st.samples_df(ids, with_text=False)
+    assert int(back["passed"].sum()) == int(table["passed"].sum())
+    csv_path = pipeline.write_compact(table, tmp_path / "samples.csv")
+    pd.testing.assert_frame_equal(pipeline.compact_table(pipeline.read_compact(csv_path)),
+                                  original)
+
+
+def test_load_results_from_compact_without_store(tmp_path, monkeypatch) -> None:
+    cfg = make_synthetic_run(tmp_path / "run", tasks=":5", n=4)
+    compact_dir = tmp_path / "data" / "results" / "quick"
+    pipeline.export_compact(cfg, out_dir=compact_dir)
+    monkeypatch.setattr("codexlab.paths.DATA_DIR", tmp_path / "data")
+    gone = config.figure_config("quick", models=list(cfg.models), n=4, tasks=":5",
+                                temperatures=list(cfg.temperatures),
+                                store=str(tmp_path / "absent.sqlite"))
+    df = pipeline.load_results(gone)
+    assert len(df) == len(cfg.grid()) * 5 * 4
+    assert pipeline.ensure_results(gone).shape == df.shape
+
+
+def test_model_table_reads_cards(tmp_path) -> None:
+    cfg = make_synthetic_run(tmp_path, tasks=":2", n=2)
+    t = pipeline.model_table(cfg)
+    assert t["model"].tolist() == list(SYNTHETIC_MODELS)
+    assert t["params_non_embedding"].tolist() == [v[1] for v in SYNTHETIC_MODELS.values()]
+    assert t["heldout_loss"].is_monotonic_decreasing
+
+
+def test_task_samples_has_text(tmp_path) -> None:
+    cfg = make_synthetic_run(tmp_path, tasks=":3", n=3)
+    s = pipeline.task_samples(cfg, "HumanEval/1", temperature=0.8)
+    assert len(s) == 3 and s["completion"].str.len().gt(0).all()
+
+
+def test_results_cache_follows_store_changes(tmp_path) -> None:
+    cfg = make_synthetic_run(tmp_path, tasks=":3", n=3)
+    first = pipeline.load_results(cfg)
+    assert any((tmp_path / ".codexlab-cache").glob("samples-*.parquet"))
+    pd.testing.assert_frame_equal(first, pipeline.load_results(cfg))  # served from the cache
+    row = first.iloc[0]
+    with Store(cfg.store_path()) as st:
+        st.add_verdicts([{"set_id": row["set_id"], "task_id": row["task_id"], "idx": 0,
+                          "status": "timeout", "passed": False, "result": "timed out"}], None)
+    after = pipeline.load_results(cfg)
+    assert after.iloc[0]["status"] == "timeout"
+
+
+@pytest.mark.slow
+def test_run_grid_with_the_real_engines(tmp_path, monkeypatch) -> None:
+    """End to end on a tiny random model: parallel sampling workers, sandbox, BLEU."""
+    pytest.importorskip("torch")
+    from codexlab.sampling import toy
+
+    tok = toy.bpe_tokenizer(300)
+    model = toy.random_model("llama", len(tok), hidden=64, layers=1, heads=1,
+                             eos_token_id=tok.eos_token_id)
+    mdir = tmp_path / "toy-model"
+    model.save_pretrained(mdir)
+    tok.save_pretrained(mdir)
+    monkeypatch.setenv("CODEXLAB_ALLOW_CODE_EXEC", "1")
+    cfg = config.figure_config("quick", models=[str(mdir)], tasks=":2", n=2,
+                               temperatures=[0.8], max_new_tokens=8,
+                               store=str(tmp_path / "store.sqlite"))
+    assert cfg.sample_workers == 2
+    df = pipeline.run_grid(cfg, progress=False)
+    assert len(df) == 2 * 2 * 2  # T × tasks × n
+    assert df["status"].notna().all() and df["bleu"].notna().all()
+    assert df["mean_logprob"].notna().all()
+    assert set(df["model"]) == {"toy-model"}
+    assert pipeline.grid_status(cfg)["complete"].all()
+    assert pipeline.model_table(cfg)["params_total"].iloc[0] > 0  # counted from the weights
+
+
+def test_figures_command_grid_only(tmp_path, results_dir, capsys) -> None:
+    from codexlab.cli import main
+
+    cfg = make_synthetic_run(tmp_path, tasks=":3", n=3)
+    common = ["figures", "--models", ",".join(cfg.models), "--store", cfg.store, "--tasks",
+              cfg.tasks, "--n", "3", "--temperatures", "0.2,0.5,0.8",
+              "--out", str(tmp_path / "figs"), "--no-notebooks"]
+    assert main(common) == 0
+    assert "grid:" in capsys.readouterr().out
+    assert not (results_dir / "notebooks").exists()
+    assert main([*common, "--stages", "plot"]) == 2
+    assert main(["figures", "--notebooks", "99_nope"]) == 2
