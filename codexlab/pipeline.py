@@ -207,14 +207,23 @@ def load_problems(cfg: FigureConfig) -> tuple[dict[str, Any], dict[str, str]]:
 def find_set(store: Any, cfg: FigureConfig, model: str, temperature: float) -> str | None:
     """Return the id of the stored sample set of (model, T) under cfg's protocol, or None.
 
-    Matches model (by any alias, or by folder name for a store made elsewhere), temperature,
-    top_p, seed and max_new_tokens; when several sets match (e.g. made by different engine
-    versions), the one with most samples wins.
+    Matches model (by any alias, or by folder name for a store made elsewhere), the weights
+    fingerprint when both sides have one, temperature, top_p, seed and max_new_tokens; when
+    several sets match (e.g. made by different engine versions), the one with most samples
+    wins.
     """
+    from codexlab.sampling.runner import weights_fingerprint
+
     aliases = _model_aliases(model)
     label = model_label(model)
+    weights = weights_fingerprint(model)
     best: tuple[int, str] | None = None
     for s in store.sample_sets():
+        # Sets drawn from other weights of the same model name are not this model's samples;
+        # sets without a fingerprint (imported tables, hub models) match by name alone.
+        have = (s.get("extra") or {}).get("weights")
+        if weights and have and have != weights:
+            continue
         # A store made on another machine records that machine's absolute model path; its
         # folder name still identifies the model.
         if (

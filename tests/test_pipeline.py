@@ -254,3 +254,38 @@ def test_figures_command_grid_only(tmp_path, results_dir, capsys) -> None:
     assert not (results_dir / "notebooks").exists()
     assert main([*common, "--stages", "plot"]) == 2
     assert main(["figures", "--notebooks", "99_nope"]) == 2
+
+
+def test_retrained_weights_do_not_reuse_old_samples(tmp_path) -> None:
+    """A model trained further under the same name gets a new sample set, not the old one."""
+    pytest.importorskip("torch")
+    import torch
+
+    from codexlab.sampling import toy
+    from codexlab.sampling.runner import weights_fingerprint
+
+    tok = toy.bpe_tokenizer(300)
+    model = toy.random_model("llama", len(tok), hidden=64, layers=1, heads=1,
+                             eos_token_id=tok.eos_token_id)
+    mdir = tmp_path / "toy-model"
+    model.save_pretrained(mdir)
+    tok.save_pretrained(mdir)
+    before = weights_fingerprint(str(mdir))
+    assert before and weights_fingerprint("some-org/hub-model") is None
+
+    cfg = config.figure_config("quick", models=[str(mdir)], tasks=":1", n=1,
+                               temperatures=[0.8], max_new_tokens=4,
+                               store=str(tmp_path / "store.sqlite"))
+    st = Store(cfg.store_path())
+    sid = st.ensure_sample_set(model=str(mdir), temperature=0.8, top_p=cfg.top_p, seed=cfg.seed,
+                               max_new_tokens=cfg.max_new_tokens, stop=list(cfg.stop),
+                               problems_sha256="x", extra={"weights": before})
+    assert pipeline.find_set(st, cfg, str(mdir), 0.8) == sid
+
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.01)
+    model.save_pretrained(mdir)
+    after = weights_fingerprint(str(mdir))
+    assert after and after != before
+    assert pipeline.find_set(st, cfg, str(mdir), 0.8) is None

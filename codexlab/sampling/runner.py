@@ -107,6 +107,39 @@ def model_key(name_or_path: str) -> str:
     return str(p.resolve()) if p.exists() else name_or_path
 
 
+def weights_fingerprint(name_or_path: str) -> str | None:
+    """Return a short fingerprint of a local model's weight files, or None for hub ids.
+
+    Part of the sample-set key, so that a model retrained or trained further under the same
+    name (the built-in family is meant to be continued on a GPU) never reuses samples drawn
+    from its old weights. Hashes each weight file's name, size and its first and last MiB:
+    any real change of the weights changes these, and it stays fast for multi-GB models.
+    """
+    try:
+        from codexlab.models import resolve_model
+
+        resolved = resolve_model(name_or_path)
+    except Exception:  # noqa: BLE001 - resolution errors surface later, when loading
+        resolved = name_or_path
+    d = Path(resolved).expanduser()
+    if not d.is_dir():
+        return None
+    files = sorted(f for f in d.iterdir()
+                   if f.suffix in (".safetensors", ".bin", ".pt", ".pth") and f.is_file())
+    if not files:
+        return None
+    h = hashlib.sha256()
+    for f in files:
+        size = f.stat().st_size
+        h.update(f"{f.name}:{size}:".encode())
+        with open(f, "rb") as fh:
+            h.update(fh.read(1 << 20))
+            if size > 2 << 20:
+                fh.seek(-(1 << 20), 2)
+                h.update(fh.read())
+    return h.hexdigest()[:16]
+
+
 def sample_to_store(
     model_name_or_path: str,
     problems: Mapping[str, Any],
@@ -162,11 +195,14 @@ def _sample_into(st: Any, model_name_or_path: str, problems: Mapping[str, Any],
                  model_and_tokenizer: tuple[Any, Any] | None, commit_every_s: float,
                  commit_rows: int) -> str:
     """Body of :func:`sample_to_store` with an open store."""
-    extra = {"strip_prompt": True} if cfg.strip_prompt else None
+    extra: dict[str, Any] = {"strip_prompt": True} if cfg.strip_prompt else {}
+    fingerprint = weights_fingerprint(model_name_or_path)
+    if fingerprint:
+        extra["weights"] = fingerprint
     set_id = st.ensure_sample_set(
         model=model_key(model_name_or_path), temperature=cfg.temperature, top_p=cfg.top_p,
         seed=cfg.seed, max_new_tokens=cfg.max_new_tokens, stop=list(cfg.stop),
-        problems_sha256=problems_sha256 or prompts_sha256(problems), extra=extra,
+        problems_sha256=problems_sha256 or prompts_sha256(problems), extra=extra or None,
     )
     missing = st.missing_indices(set_id, list(problems), cfg.n)
     if not missing:
