@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import signal
@@ -173,6 +174,51 @@ def test_syntax_errors_need_no_process():
     vs = evaluate_samples(PROBLEMS, [{"task_id": "T/add", "completion": "    return (\n"}],
                           progress=False)
     assert vs[0].status == "syntax_error"
+
+
+def test_work_dir_removal_never_follows_symlinks(tmp_path):
+    """The zygote's shutil-free rmtree deletes a sample's tree but nothing a link points to."""
+    from codexlab.execution.zygote import _remove_tree
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "keep.txt").write_text("x")
+    run = tmp_path / "run1"
+    deep = run / "a" / "b"
+    deep.mkdir(parents=True)
+    (deep / "f.txt").write_text("y")
+    (run / "link_dir").symlink_to(outside)
+    (deep / "link_file").symlink_to(outside / "keep.txt")
+    os.chmod(deep, 0o500)  # root ignores modes, but a normal user must still succeed
+    _remove_tree(str(run))
+    os.chmod(outside, 0o700)
+    if run.exists():  # non-root: a read-only dir cannot be emptied; nothing else may go
+        os.chmod(deep, 0o700)
+        _remove_tree(str(run))
+    assert not run.exists()
+    assert (outside / "keep.txt").read_text() == "x"
+    _remove_tree(str(run))  # already gone: no error
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    _remove_tree(str(empty))
+    assert not empty.exists()
+
+
+def test_no_sysv_ipc_between_samples():
+    """A SysV shared-memory segment would outlive its sample: IPC syscalls are denied."""
+    prob = Problem("T/ipc", "def f(x):\n", "f",
+                   "def check(candidate):\n    r = candidate(1)\n    assert r == 'x', r\n", "")
+    code = ("    import ctypes\n    libc = ctypes.CDLL(None, use_errno=True)\n"
+            "    sid = libc.shmget(0x5eed, 4096, {flags})\n"
+            "    return str(sid) + ':' + str(ctypes.get_errno())\n")
+    samples = [{"task_id": "T/ipc", "completion": code.format(flags=0o1000 | 0o600)},
+               {"task_id": "T/ipc", "completion": code.format(flags=0)}]
+    vs = evaluate_samples({"T/ipc": prob}, samples, workers=1, progress=False,
+                          allow_code_exec=True)
+    if "seccomp" not in vs[0].isolation:
+        pytest.skip("no seccomp layer here")
+    for v in vs:
+        assert v.result == f"failed: AssertionError: -1:{errno.EPERM}", v.result
 
 
 def test_prompt_helpers_are_trusted(pool):

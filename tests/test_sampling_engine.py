@@ -13,15 +13,7 @@ from codexlab.sampling.sampler import nucleus_distribution
 from codexlab.sampling.text import find_stop
 from codexlab.sampling.toy import bpe_tokenizer, char_tokenizer, random_model
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Tiny models on a shared 2-core machine: intra-op threads only add synchronisation
-    # (measured 15x slower with 2 threads under load), so these tests run single-threaded.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 PROMPTS = {
     "T/short": "def add(a, b):\n    \"\"\"Return a + b.\"\"\"\n",

@@ -9,15 +9,7 @@ import torch
 from codexlab.sampling.rng import batch_uniforms, sample_uniforms, task_key
 from codexlab.sampling.sampler import nucleus_distribution, nucleus_threshold, sample_step
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Tiny models on a shared 2-core machine: intra-op threads only add synchronisation
-    # (measured 15x slower with 2 threads under load), so these tests run single-threaded.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def chi2_pvalue(counts: np.ndarray, probs: np.ndarray, min_expected: float = 5.0) -> float:

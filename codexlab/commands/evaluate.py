@@ -11,16 +11,7 @@ from __future__ import annotations
 
 import argparse
 
-
-def _parse_ks(text: str) -> list[int]:
-    try:
-        ks = [int(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"--k expects comma-separated integers, got {text!r}") from None
-    if not ks or any(k < 1 for k in ks):
-        raise argparse.ArgumentTypeError(f"--k expects positive integers, got {text!r}")
-    return ks
+from codexlab.commands.passk import parse_ks
 
 
 def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -43,7 +34,7 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=3.0, help="seconds per sample (default 3)")
     p.add_argument("--workers", type=int, default=None,
                    help="parallel workers (default: all cores)")
-    p.add_argument("--k", type=_parse_ks, default=[1, 10, 100],
+    p.add_argument("--k", type=parse_ks, default=[1, 10, 100],
                    help="k values (default 1,10,100)")
     p.add_argument("--memory-mb", type=int, default=2048,
                    help="address-space limit per sample in MiB (default 2048)")

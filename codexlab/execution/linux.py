@@ -15,7 +15,6 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
-import platform
 
 _libc: ctypes.CDLL | None
 try:
@@ -28,7 +27,8 @@ except OSError:  # pragma: no cover - non-glibc oddities
 SYS_LANDLOCK_CREATE_RULESET = 444
 SYS_LANDLOCK_ADD_RULE = 445
 SYS_LANDLOCK_RESTRICT_SELF = 446
-_SYS_CAPSET = {"x86_64": 126, "aarch64": 91}.get(platform.machine())
+# os.uname, not platform.machine: platform is one more module in every forked zygote.
+_SYS_CAPSET = {"x86_64": 126, "aarch64": 91}.get(os.uname().machine)
 
 PR_SET_PDEATHSIG = 1
 PR_SET_KEEPCAPS = 8
@@ -281,6 +281,10 @@ DENIED_SYSCALLS = (
     "acct", "settimeofday", "clock_settime", "adjtimex", "iopl", "ioperm", "pidfd_getfd",
     "syslog", "mknod", "mknodat", "fanotify_init", "move_mount", "open_tree", "fsopen",
     "fsmount", "fspick", "mount_setattr", "lookup_dcookie", "kcmp",
+    # SysV IPC: objects outlive the process, and a slot's samples share one IPC namespace
+    # and uid, so a segment left by one sample would be readable by the next.
+    "shmget", "shmat", "shmdt", "shmctl", "semget", "semop", "semtimedop", "semctl",
+    "msgget", "msgsnd", "msgrcv", "msgctl", "ipc",
 )
 
 

@@ -230,7 +230,7 @@ class Pool:
 
     def __init__(self, workers: int | None = None, *, deny_fork: bool = True,
                  tmpfs_mb: int = 64, disable: Iterable[str] = (),
-                 grace_s: float = GRACE_S) -> None:
+                 grace_s: float = GRACE_S, wait: bool = True) -> None:
         """Start ``workers`` slots (default: all cores).
 
         Args:
@@ -239,6 +239,9 @@ class Pool:
             tmpfs_mb: Size of each slot's private tmpfs work area (root or user namespace).
             disable: Layer names to switch off (for tests and measurements).
             grace_s: Seconds beyond a job's timeout before its slot counts as hung.
+            wait: Wait here until every slot has started; ``False`` returns right after
+                spawning them (call :meth:`wait_ready`, or just :meth:`run`, later) so the
+                caller can do other work while the slots start.
         """
         if not sys.platform.startswith("linux"):
             raise RuntimeError(
@@ -264,8 +267,18 @@ class Pool:
         try:
             for i in range(self.workers):
                 self.slots.append(self._spawn(i))
+            if wait:
+                self.wait_ready()
+        except BaseException:
+            self.close()
+            raise
+
+    def wait_ready(self) -> None:
+        """Wait until every slot has reported its layers (see ``wait`` in the constructor)."""
+        try:
             for s in list(self.slots):
-                self._await_hello(s)
+                if s.hello is None:
+                    self._await_hello(s)
         except BaseException:
             self.close()
             raise
@@ -321,6 +334,7 @@ class Pool:
             on_done: Callable[[dict[str, Any], V.Verdict], None] | None = None
             ) -> dict[Any, V.Verdict]:
         """Evaluate ``jobs`` (dicts with an ``id``); return verdicts keyed by id."""
+        self.wait_ready()
         pending = deque(jobs)
         attempts: dict[Any, int] = {}
         results: dict[Any, V.Verdict] = {}
@@ -520,23 +534,29 @@ def evaluate_samples(
     groups: dict[tuple[str, str], list[int]] = {}
     for i, s in enumerate(samples):
         groups.setdefault((str(s["task_id"]), str(s["completion"])), []).append(i)
-    jobs: list[dict[str, Any]] = []
-    for (tid, completion), idxs in groups.items():
-        prob = problems[tid]
-        sv = syntax_verdict(prob["prompt"], completion)
-        if sv is not None:
-            for i in idxs:
-                out[i] = sv
-            continue
-        job = _problem_fields(prob)
-        job.update(id=len(jobs), completion=completion, timeout=float(timeout),
-                   memory_mb=int(memory_mb), mode=mode, output_limit=int(output_limit_mb) << 20)
-        jobs.append(job)
-    job_idx = [groups[(j["task_id"], j["completion"])] for j in jobs]
+    own = pool is None
+    p = pool
+
+    def first_job() -> None:
+        # Start the slots as soon as one sample needs them (never for syntax errors alone):
+        # their interpreters start and probe the layers on the other cores while this
+        # process compiles the remaining samples (~0.1 ms each) for the syntax check.
+        nonlocal p
+        if p is None:
+            p = Pool(min(workers or _cpu_count(), len(groups)), wait=False)
+
+    try:
+        jobs, job_idx = _make_jobs(problems, groups, out, first_job, timeout=timeout,
+                                   memory_mb=memory_mb, mode=mode,
+                                   output_limit_mb=output_limit_mb)
+    except BaseException:
+        if own and p is not None:
+            p.close()
+        raise
     if jobs:
-        own = pool is None
-        p = pool if pool is not None else Pool(min(workers or _cpu_count(), len(jobs)))
+        assert p is not None
         try:
+            p.wait_ready()
             _warn_missing(p)
             bar = None
             if progress:
@@ -552,23 +572,45 @@ def evaluate_samples(
             results = p.run(jobs, done)
             if bar is not None:
                 bar.close()
-            iso = p.isolation
         finally:
             if own:
                 p.close()
         for j in jobs:
             for i in job_idx[j["id"]]:
                 out[i] = results[j["id"]]
-    else:
-        iso = ""
     final: list[V.Verdict] = []
     for v in out:
         assert v is not None
         if v.status == V.SYNTAX_ERROR and not v.isolation:
             v = V.Verdict(**{**v.to_dict(), "isolation": "parent-compile"})
         final.append(v)
-    del iso
     return final
+
+
+def _make_jobs(problems: Mapping[str, Any], groups: dict[tuple[str, str], list[int]],
+               out: list[V.Verdict | None], first_job: Callable[[], None], **settings: Any
+               ) -> tuple[list[dict[str, Any]], list[list[int]]]:
+    """Fill ``out`` with syntax-error verdicts; return the jobs for the rest (one per pair).
+
+    ``first_job`` is called once, when the first sample that needs the sandbox is found.
+    """
+    jobs: list[dict[str, Any]] = []
+    for (tid, completion), idxs in groups.items():
+        prob = problems[tid]
+        sv = syntax_verdict(prob["prompt"], completion)
+        if sv is not None:
+            for i in idxs:
+                out[i] = sv
+            continue
+        if not jobs:
+            first_job()
+        job = _problem_fields(prob)
+        job.update(id=len(jobs), completion=completion, timeout=float(settings["timeout"]),
+                   memory_mb=int(settings["memory_mb"]), mode=settings["mode"],
+                   output_limit=int(settings["output_limit_mb"]) << 20)
+        jobs.append(job)
+    job_idx = [groups[(j["task_id"], j["completion"])] for j in jobs]
+    return jobs, job_idx
 
 
 def _warn_missing(p: Pool) -> None:
