@@ -216,10 +216,8 @@ def test_results_cache_follows_store_changes(tmp_path) -> None:
     assert after.iloc[0]["status"] == "timeout"
 
 
-@pytest.mark.slow
-def test_run_grid_with_the_real_engines(tmp_path, monkeypatch) -> None:
-    """End to end on a tiny random model: parallel sampling workers, sandbox, BLEU."""
-    pytest.importorskip("torch")
+def _save_toy_model(tmp_path):
+    """Save a tiny random Llama with its tokenizer under tmp_path/toy-model."""
     from codexlab.sampling import toy
 
     tok = toy.bpe_tokenizer(300)
@@ -228,6 +226,14 @@ def test_run_grid_with_the_real_engines(tmp_path, monkeypatch) -> None:
     mdir = tmp_path / "toy-model"
     model.save_pretrained(mdir)
     tok.save_pretrained(mdir)
+    return mdir, model
+
+
+@pytest.mark.slow
+def test_run_grid_with_the_real_engines(tmp_path, monkeypatch) -> None:
+    """End to end on a tiny random model: parallel sampling workers, sandbox, BLEU."""
+    pytest.importorskip("torch")
+    mdir, _ = _save_toy_model(tmp_path)
     monkeypatch.setenv("CODEXLAB_ALLOW_CODE_EXEC", "1")
     cfg = config.figure_config("quick", models=[str(mdir)], tasks=":2", n=2,
                                temperatures=[0.8], max_new_tokens=8,
@@ -261,15 +267,9 @@ def test_retrained_weights_do_not_reuse_old_samples(tmp_path) -> None:
     pytest.importorskip("torch")
     import torch
 
-    from codexlab.sampling import toy
     from codexlab.sampling.runner import weights_fingerprint
 
-    tok = toy.bpe_tokenizer(300)
-    model = toy.random_model("llama", len(tok), hidden=64, layers=1, heads=1,
-                             eos_token_id=tok.eos_token_id)
-    mdir = tmp_path / "toy-model"
-    model.save_pretrained(mdir)
-    tok.save_pretrained(mdir)
+    mdir, model = _save_toy_model(tmp_path)
     before = weights_fingerprint(str(mdir))
     assert before and weights_fingerprint("some-org/hub-model") is None
 
