@@ -1,52 +1,129 @@
-"""Write measured HumanEval pass@k of each built-in model into its model card.
+"""Measure and write HumanEval pass@k of each built-in model into its model card.
 
-Reads the compact per-sample results of a figure run (``data/results/<mode>/``), computes
-pass@1 at the lower scaling temperature and pass@k (largest k the run's n allows, up to 100)
-at the higher one, with bootstrap intervals, and merges them into ``model_card.json`` (and the
-rendered README) of every built-in model found in the results.
+Two sources:
 
-Usage: ``python scripts/record_humaneval_in_cards.py [--mode quick|paper]``
+* ``--mode quick|paper``: the compact per-sample results of a figure run
+  (``data/results/<mode>/``), read as they are.
+* ``--measure``: the card protocol of the model-family issue. Every built-in model is sampled
+  at T=0.8 for pass@100 (``--n``, default 100 samples per task) and at T=0.2 for pass@1
+  (``--n-low``, default 20: pass@1 is a mean and needs fewer), with the paper's settings
+  (top_p 0.95, max_new_tokens 300, the Codex stop sequences, the paper preset's seed),
+  executed in the sandbox, and exported to ``data/results/cards/`` (compact, no completion
+  text). The sets live in the run store under the same protocol as paper mode, so a later
+  ``make figures MODE=paper`` reuses these samples and draws only the missing indices.
+  Resumable: kill and rerun, only what is missing is done.
+
+Then pass@1 at the lower temperature and pass@k (largest k the run's n allows, up to 100)
+at the higher one, with bootstrap intervals and the number of tasks solved, are merged
+into ``model_card.json`` (and the rendered README) of every built-in model found.
+
+Usage:
+    ``python scripts/record_humaneval_in_cards.py --mode quick``
+    ``CODEXLAB_ALLOW_CODE_EXEC=1 python scripts/record_humaneval_in_cards.py --measure``
 """
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
-from codexlab.config import figure_config
+from codexlab.config import FigureConfig, figure_config
 from codexlab.metrics import bootstrap_pass_at_k
 from codexlab.models import builtin_models, update_model_card
-from codexlab.pipeline import load_results
+from codexlab.pipeline import export_compact, load_results, read_compact, run_grid
+
+#: Where ``--measure`` exports its compact table (committed with the cards it feeds).
+CARDS_DIR = Path(__file__).resolve().parents[1] / "data" / "results" / "cards"
 
 
-def main() -> None:
-    """Update the cards from the stored results of one mode."""
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--mode", default="quick", choices=["quick", "paper"])
-    args = ap.parse_args()
-    cfg = figure_config(args.mode)
-    df = load_results(cfg, source="compact")
-    t_low, t_high = cfg.scaling_temperatures
-    models = builtin_models()
-    for name, path in models.items():
+def card_configs(n: int = 100, n_low: int = 20,
+                 sample_workers: int = 2) -> tuple[FigureConfig, FigureConfig]:
+    """Return the card protocol: paper settings, (T=0.2, n_low) and (T=0.8, n) per model."""
+    def one(t: float, n_t: int) -> FigureConfig:
+        # Both scaling temperatures set to t: every model is sampled at t only.
+        return figure_config("paper", n=n_t, temperatures=[t], scaling_temperatures=(t, t),
+                             ranking_temperature=t, bleu_temperature=t,
+                             full_grid=False, k_max=min(100, n_t),
+                             sample_workers=sample_workers)
+    return one(0.2, n_low), one(0.8, n)
+
+
+def record(df, low: FigureConfig, high: FigureConfig, source: str) -> None:
+    """Merge pass@1 at ``low``'s temperature and pass@k at ``high``'s into every card."""
+    t_low, t_high = low.scaling_temperatures[0], high.scaling_temperatures[1]
+    big = min(100, high.n)
+    for name, path in builtin_models().items():
         sub = df[df["model"].astype(str).str.endswith(name)]
         if sub.empty:
             continue
-        entry: dict = {"source": f"data/results/{args.mode}/ ({args.mode} preset, all "
-                                 f"{sub['task_id'].nunique()} tasks, top_p={cfg.top_p}, "
-                                 f"max_new_tokens={cfg.max_new_tokens})"}
-        for t, k in ((t_low, 1), (t_high, min(100, cfg.n))):
+        entry: dict = {"source": f"{source} ({sub['task_id'].nunique()} tasks, top_p="
+                                 f"{high.top_p}, max_new_tokens={high.max_new_tokens}, "
+                                 f"seed={high.seed})"}
+        for t, k in ((t_low, 1), (t_high, big)):
             g = sub[sub["temperature"] == t].groupby("task_id")["passed"].agg(["count", "sum"])
-            est, lo, hi = bootstrap_pass_at_k(g["count"], g["sum"].astype(int), k, seed=cfg.seed)
+            if g.empty:
+                continue
+            est, lo, hi = bootstrap_pass_at_k(g["count"], g["sum"].astype(int), k,
+                                              seed=high.seed)
             entry[f"pass@{k}_T{t}"] = {"value": est, "ci95": [lo, hi], "n": int(g["count"].min()),
                                        "tasks_solved": int((g["sum"] > 0).sum())}
-        entry["pass@1"] = entry[f"pass@1_T{t_low}"]["value"]
-        big = min(100, cfg.n)
-        entry["pass@100"] = entry[f"pass@{big}_T{t_high}"]["value"] if big == 100 else None
+        if f"pass@1_T{t_low}" in entry:
+            entry["pass@1"] = entry[f"pass@1_T{t_low}"]["value"]
+        entry["pass@100"] = (entry[f"pass@{big}_T{t_high}"]["value"]
+                             if big == 100 and f"pass@{big}_T{t_high}" in entry else None)
         entry["note"] = ("measured" if big == 100 else
-                         f"pass@100 needs n >= 100 samples per task; this run has n={cfg.n}, "
+                         f"pass@100 needs n >= 100 samples per task; this run has n={high.n}, "
                          f"so pass@{big} at T={t_high} is reported instead")
         update_model_card(path, humaneval=entry)
         print(name, {k: v for k, v in entry.items() if k.startswith("pass@")})
+
+
+def measure(n: int, n_low: int, sample_workers: int) -> tuple[FigureConfig, FigureConfig]:
+    """Sample and execute the card protocol (T=0.8 first), export it to ``CARDS_DIR``."""
+    import json
+
+    import pandas as pd
+
+    low, high = card_configs(n, n_low, sample_workers)
+    for cfg in (high, low):
+        run_grid(cfg, stages=("sample", "execute"))
+    df = pd.concat([load_results(high, source="store"), load_results(low, source="store")],
+                   ignore_index=True)
+    export_compact(high, df=df, out_dir=CARDS_DIR)
+    meta_path = CARDS_DIR / "meta.json"
+    meta = json.loads(meta_path.read_text())
+    meta["config"] = {"pass@1": low.to_dict(), f"pass@{min(100, n)}": high.to_dict()}
+    meta_path.write_text(json.dumps(meta, indent=2, sort_keys=True, default=str) + "\n")
+    return low, high
+
+
+def main() -> None:
+    """Measure (optionally), then update the cards."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--mode", default="quick", choices=["quick", "paper"],
+                    help="read this figure run's compact results (without --measure)")
+    ap.add_argument("--measure", action="store_true",
+                    help="sample + execute the card protocol first (resumable)")
+    ap.add_argument("--n", type=int, default=100,
+                    help="samples per task at T=0.8 with --measure (pass@100 needs 100)")
+    ap.add_argument("--n-low", type=int, default=20,
+                    help="samples per task at T=0.2 with --measure (for pass@1)")
+    ap.add_argument("--sample-workers", type=int, default=2,
+                    help="(model, T) sets sampled at once with --measure")
+    ap.add_argument("--from-cards", action="store_true",
+                    help="re-record from data/results/cards/ without sampling anything")
+    args = ap.parse_args()
+    if args.measure or args.from_cards:
+        if args.measure:
+            low, high = measure(args.n, args.n_low, args.sample_workers)
+        else:
+            low, high = card_configs(args.n, args.n_low)
+        record(read_compact(CARDS_DIR), low, high,
+               "data/results/cards/ (card protocol: paper settings; n per task below)")
+    else:
+        cfg = figure_config(args.mode)
+        record(load_results(cfg, source="compact"), cfg, cfg,
+               f"data/results/{args.mode}/ ({args.mode} preset)")
 
 
 if __name__ == "__main__":

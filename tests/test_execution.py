@@ -386,3 +386,18 @@ def test_works_degraded_as_a_normal_user():
     assert out["warnings"] and "pidns" in out["warnings"][0]
     assert "uid" not in out["probe"]["layers"]
     assert not os.path.exists("/tmp/codexlab_nonroot_pwned")
+
+
+def test_code_is_compiled_by_the_checker_unless_it_cannot_be():
+    import marshal
+
+    from codexlab.execution.checker import code_payload
+
+    kind, blob = code_payload("x = 6 * 7\n")
+    assert kind == "marshal"
+    ns: dict = {}
+    exec(marshal.loads(__import__("binascii").a2b_base64(blob)), ns)  # noqa: S102 - our text
+    assert ns["x"] == 42
+    # Text that does not compile travels as text: the child raises what it always raised.
+    assert code_payload("def f(:\n") == "def f(:\n"
+    assert code_payload("x = 1\0\n") == "x = 1\0\n"

@@ -22,10 +22,12 @@ Runs as ``python -I -c`` with a clean environment; stdout/stderr go to ``/dev/nu
 
 from __future__ import annotations
 
+import binascii
 import builtins
 import errno
 import hashlib
 import json
+import marshal
 import os
 import secrets
 import select
@@ -473,9 +475,10 @@ class Checker:
         state = _State()
         nonce = secrets.token_hex(16)
         entry = job["entry_point"]
-        code = job["prompt"] + job["completion"]
+        text = job["prompt"] + job["completion"]
         if mode == V.MODE_IN_SANDBOX:
-            code = code + "\n" + job["test"] + "\n" + f"check({entry})\n"
+            text = text + "\n" + job["test"] + "\n" + f"check({entry})\n"
+        code = code_payload(text)
         outcome: BaseException | None = None
         try:
             try:
@@ -606,6 +609,22 @@ class Checker:
             self.ctrl.send(json.dumps({"op": "exit"}).encode())
         except OSError:
             pass
+
+
+def code_payload(text: str) -> str | list[str]:
+    """Return what the child runs: the code compiled here and marshalled, or the text.
+
+    Compiling in the freshly forked child costs it ~0.6 ms of page faults per sample
+    (measured: 237 vs 145 faults, 1.4 vs 0.7 ms of CPU); loading a marshalled code object
+    touches far less memory. This process already compiles nothing more dangerous than the
+    pool's syntax check did. Text that does not compile here is sent as text, so the child
+    raises (and reports) exactly what it would have.
+    """
+    try:
+        blob = marshal.dumps(compile(text, "<candidate>", "exec", dont_inherit=True))
+    except Exception:  # noqa: BLE001 - SyntaxError, RecursionError, ValueError: child reports
+        return text
+    return ["marshal", binascii.b2a_base64(blob, newline=False).decode("ascii")]
 
 
 def _safe_str(exc: BaseException) -> str:

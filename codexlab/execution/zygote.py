@@ -19,10 +19,12 @@ would cost every child ~0.45 ms of CPU).
 
 from __future__ import annotations
 
+import binascii
 import errno
 import fcntl
 import gc
 import json
+import marshal
 import math
 import os
 import resource
@@ -551,7 +553,10 @@ def _serve_candidate(fd: int) -> int:
     mod = types.ModuleType("__candidate__")
     g = mod.__dict__
     try:
-        compiled = compile(code, "<candidate>", "exec", dont_inherit=True)
+        if type(code) is list:  # ["marshal", base64]: compiled by the checker
+            compiled = marshal.loads(binascii.a2b_base64(code[1]))
+        else:
+            compiled = compile(code, "<candidate>", "exec", dont_inherit=True)
         del code
         exec(compiled, g)  # noqa: S102 - this is the sandbox
     except BaseException as exc:  # noqa: BLE001 - reported to the checker
