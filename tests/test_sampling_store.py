@@ -152,7 +152,7 @@ def test_cli_writes_evaluate_ready_jsonl_and_resumes(tmp_path, capsys):
     args = ["sample", "--model", str(mdir), "--temperature", "0.8", "--n", "3",
             "--problems", str(probs), "--tasks", "0-1", "--max-new-tokens", "16",
             "--store", str(tmp_path / "cli.sqlite"), "--out", str(out), "--quiet",
-            "--device", "cpu"]
+            "--device", "cpu", "--threads", "1"]
     assert cli_main(args) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["rows"] == 6 and summary["last_run"]["added"] == 6
@@ -181,3 +181,5 @@ def test_cli_names_bad_model_and_bad_tasks(tmp_path, capsys):
     assert "codex-mini-nonexistent" in capsys.readouterr().err
     assert cli_main(base + ["--model", "x", "--tasks", "HumanEval/999"]) == 2
     assert "--tasks" in capsys.readouterr().err
+    assert cli_main(base + ["--model", "x", "--threads", "0"]) == 2
+    assert "--threads must be >= 1" in capsys.readouterr().err

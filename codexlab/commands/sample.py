@@ -61,6 +61,9 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="float32, bfloat16, float16 (default bf16 on CUDA, else float32)")
     p.add_argument("--no-compile", action="store_true",
                    help="do not compile the CUDA decode step (debugging)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads of torch (default: torch's choice; 1 is often fastest "
+                        "on a busy or 2-core machine, and lets several runs share the cores)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
@@ -105,6 +108,12 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         return fail(str(exc))
 
+    if args.threads is not None:
+        if args.threads < 1:
+            return fail(f"--threads must be >= 1, got {args.threads}")
+        import torch
+
+        torch.set_num_threads(args.threads)
     store_path = Path(args.store) if args.store else default_store_path()
     store = Store(store_path)
     try:
