@@ -401,3 +401,14 @@ def test_code_is_compiled_by_the_checker_unless_it_cannot_be():
     # Text that does not compile travels as text: the child raises what it always raised.
     assert code_payload("def f(:\n") == "def f(:\n"
     assert code_payload("x = 1\0\n") == "x = 1\0\n"
+
+
+def test_syntax_check_keeps_compiler_warnings_of_model_text_quiet():
+    import warnings
+
+    from codexlab.execution.pool import syntax_verdict
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert syntax_verdict("", 'x = 1if True else 2\ny = "\\d"\n') is None
+    assert caught == []

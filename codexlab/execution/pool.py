@@ -474,10 +474,14 @@ def _problem_fields(p: Any) -> dict[str, str]:
 def syntax_verdict(prompt: str, completion: str) -> V.Verdict | None:
     """Return a ``syntax_error`` verdict if prompt + completion does not compile, else None.
 
-    Uses ``compile`` in this process: parsing does not execute anything.
+    Uses ``compile`` in this process: parsing does not execute anything. Compiler warnings
+    about the model's text (``SyntaxWarning: invalid decimal literal``, invalid escapes) are
+    silenced: one per distinct line would otherwise flood the user's terminal or notebook.
     """
     try:
-        compile(prompt + completion, "<candidate>", "exec", dont_inherit=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            compile(prompt + completion, "<candidate>", "exec", dont_inherit=True)
     except SyntaxError as exc:
         return V.make(V.SYNTAX_ERROR, f"failed: {type(exc).__name__}: {exc}", type(exc).__name__)
     except (ValueError, RecursionError, MemoryError, OverflowError) as exc:
