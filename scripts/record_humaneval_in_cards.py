@@ -29,8 +29,10 @@ from pathlib import Path
 
 from codexlab.config import FigureConfig, figure_config
 from codexlab.metrics import bootstrap_pass_at_k
-from codexlab.models import builtin_models, update_model_card
+from codexlab.models import builtin_models
+from codexlab.models.card import read_model_card, write_model_card
 from codexlab.pipeline import export_compact, load_results, read_compact, run_grid
+from codexlab.sampling.runner import weights_fingerprint
 
 #: Where ``--measure`` exports its compact table (committed with the cards it feeds).
 CARDS_DIR = Path(__file__).resolve().parents[1] / "data" / "results" / "cards"
@@ -67,6 +69,10 @@ def record(df, low: FigureConfig, high: FigureConfig, source: str) -> None:
                                               seed=high.seed)
             entry[f"pass@{k}_T{t}"] = {"value": est, "ci95": [lo, hi], "n": int(g["count"].min()),
                                        "tasks_solved": int((g["sum"] > 0).sum())}
+            # What the samples did, e.g. how many do not even parse: the first thing to look
+            # at when every pass@k is zero.
+            counts = sub[sub["temperature"] == t]["status"].value_counts()
+            entry[f"statuses_T{t}"] = {str(k_): int(v) for k_, v in sorted(counts.items())}
         if f"pass@1_T{t_low}" in entry:
             entry["pass@1"] = entry[f"pass@1_T{t_low}"]["value"]
         entry["pass@100"] = (entry[f"pass@{big}_T{t_high}"]["value"]
@@ -74,7 +80,11 @@ def record(df, low: FigureConfig, high: FigureConfig, source: str) -> None:
         entry["note"] = ("measured" if big == 100 else
                          f"pass@100 needs n >= 100 samples per task; this run has n={high.n}, "
                          f"so pass@{big} at T={t_high} is reported instead")
-        update_model_card(path, humaneval=entry)
+        # The weights the numbers describe; replaces (never merges with) an older entry.
+        entry["weights"] = weights_fingerprint(str(path))
+        card = read_model_card(path)
+        card["humaneval"] = entry
+        write_model_card(path, card)
         print(name, {k: v for k, v in entry.items() if k.startswith("pass@")})
 
 
