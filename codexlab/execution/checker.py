@@ -327,6 +327,14 @@ class Checker:
             raise ZygoteLost(str(exc)) from None
         if not data:
             raise ZygoteLost("zygote closed its control socket")
+        # The per-sample messages are short byte strings (see zygote.Zygote.fork_child).
+        if data[:2] == b"K ":
+            _op, req, run, pid = data.split()
+            return {"op": "forked", "req": int(req), "run": int(run), "pid": int(pid)}, fds
+        if data[:2] == b"E ":
+            _op, run, sig, code = data.split()
+            return {"op": "exited", "run": int(run), "signal": int(sig),
+                    "code": None if code == b"-1" else int(code)}, fds
         return json.loads(data), fds
 
     def hello(self) -> dict[str, Any]:
@@ -336,12 +344,12 @@ class Checker:
         self.isolation = summarize(self.layers)
         return msg
 
-    def _request(self, limits: dict[str, Any]) -> int:
+    def _request(self, key: str) -> int:
         self.run += 1
         req = self.run
         self.ctrl.settimeout(10.0)
         try:
-            self.ctrl.send(json.dumps({"op": "fork", "req": req, "limits": limits}).encode())
+            self.ctrl.send(b"F %d " % req + key.encode())
         except (ConnectionError, BrokenPipeError) as exc:
             raise ZygoteLost(str(exc)) from None
         return req
@@ -376,7 +384,7 @@ class Checker:
                 stale = self.forks.pop(self.ahead[0], None)
                 for fd in (stale[1] if stale else []):
                     os.close(fd)
-            req = self._request(limits)
+            req = self._request(key)
         self.ahead = None
         self.want = req
         deadline = time.monotonic() + 10.0
@@ -385,7 +393,7 @@ class Checker:
         msg, fds = self.forks.pop(req)
         self.want = -1
         if msg.get("op") == "forked" and len(fds) == 3:
-            self.ahead = (self._request(limits), key)
+            self.ahead = (self._request(key), key)
             return int(msg["run"]), fds
         for fd in fds:
             os.close(fd)
@@ -606,7 +614,7 @@ class Checker:
             out["id"] = job["id"]
             codec.send_all(self.res_fd, codec.frame(json.dumps(out).encode()))
         try:
-            self.ctrl.send(json.dumps({"op": "exit"}).encode())
+            self.ctrl.send(b"X")
         except OSError:
             pass
 
