@@ -197,3 +197,22 @@ def test_function_mining_and_stage(toy_model: tuple[Path, dict], tmp_path: Path)
                               seq_len=64, batch_size=8, max_tokens=8 * 64 * 3, resume=True,
                               split="functions", progress=False, command="pytest functions"))
     assert card2["training"]["stages"][-1]["data_split"] == "functions"
+
+
+def test_family_readme_lists_the_cards_humaneval() -> None:
+    from codexlab.models.scaling import render_family_readme
+
+    rows = [{"model": "m-small", "non_embedding_params": 10, "total_params": 20,
+             "tokens_seen": 5, "heldout_loss": 5.0, "humaneval_text_loss": 5.1,
+             "wall_time_s": 1.0, "provisional": True},
+            {"model": "m-big", "non_embedding_params": 40, "total_params": 60,
+             "tokens_seen": 9, "heldout_loss": 4.0, "humaneval_text_loss": 4.2,
+             "wall_time_s": 2.0, "provisional": True}]
+    he = {"m-big": {"pass@1": 0.0125, "pass@100": 0.05, "source": "data/results/cards/ (x)",
+                    "pass@1_T0.2": {"value": 0.0125, "n": 20, "tasks_solved": 3},
+                    "pass@100_T0.8": {"value": 0.05, "n": 100, "tasks_solved": 8}}}
+    text = render_family_readme(rows, {}, he)
+    assert "| m-big | 0.0125 | 20 (0.2) | 0.0500 | 100 (0.8) | 8 | data/results/cards/ |" in text
+    # A model without a measured entry is not given invented numbers.
+    assert "| m-small | 0." not in text
+    assert "pass@100" not in render_family_readme(rows, {}, {})

@@ -96,13 +96,22 @@ def write_scaling_data(models: dict[str, Path] | None = None, csv_path: Path = S
         out["humaneval_text"] = fit_power_law(n, [r["humaneval_text_loss"] for r in rows])
     fit_path.write_text(json.dumps(out, indent=2) + "\n")
     if family_readme and rows:
+        from codexlab.models.card import read_model_card
+
         parent = Path(next(iter(models.values()))).parent
-        (parent / "README.md").write_text(render_family_readme(rows, out))
+        humaneval = {name: read_model_card(path).get("humaneval") or {}
+                     for name, path in models.items()}
+        (parent / "README.md").write_text(render_family_readme(rows, out, humaneval))
     return out
 
 
-def render_family_readme(rows: list[dict], fit: dict) -> str:
-    """Render the Markdown overview of the shipped family (one table row per model)."""
+def render_family_readme(rows: list[dict], fit: dict,
+                         humaneval: dict[str, dict] | None = None) -> str:
+    """Render the Markdown overview of the shipped family (one table row per model).
+
+    ``humaneval`` maps a model name to its card's ``humaneval`` entry (pass@k measured by
+    ``scripts/record_humaneval_in_cards.py``); models without one are left out of that table.
+    """
     lines = [
         "# The built-in codex-mini family",
         "",
@@ -131,4 +140,29 @@ def render_family_readme(rows: list[dict], fit: dict) -> str:
                   "(Codex paper: N_c = 5.92e7, alpha = 0.13, with another tokenizer and "
                   "100B tokens). Points: `data/loss_scaling.csv`; fit: "
                   "`data/loss_scaling_fit.json`.", ""]
+    he = {m: e for m, e in (humaneval or {}).items() if e}
+    if he:
+        lines += ["HumanEval, as measured for the model cards (bootstrap 95% intervals over "
+                  "tasks in the cards):", "",
+                  "| model | pass@1 | n (T) | pass@100 | n (T) | tasks solved | source |",
+                  "|---|---|---|---|---|---|---|"]
+        for r in rows:
+            e = he.get(r["model"])
+            if not e:
+                continue
+            low = next((v for k, v in e.items() if k.startswith("pass@1_T")), {})
+            high = next((v for k, v in e.items()
+                         if k.startswith("pass@") and not k.startswith("pass@1_T")
+                         and isinstance(v, dict)), {})
+            t_low = next((k.split("_T")[1] for k in e if k.startswith("pass@1_T")), "?")
+            t_high = next((k.split("_T")[1] for k in e if k.startswith("pass@")
+                           and not k.startswith("pass@1_T") and "_T" in k), "?")
+            solved = max(low.get("tasks_solved", 0), high.get("tasks_solved", 0))
+            p100 = e.get("pass@100")
+            lines.append(
+                f"| {r['model']} | {e.get('pass@1', float('nan')):.4f} | {low.get('n', '?')} "
+                f"({t_low}) | {'n/a' if p100 is None else f'{p100:.4f}'} | "
+                f"{high.get('n', '?')} ({t_high}) | {solved} | "
+                f"{str(e.get('source', '')).split(' (')[0]} |")
+        lines.append("")
     return "\n".join(lines)
