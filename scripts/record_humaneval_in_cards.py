@@ -14,8 +14,9 @@ Two sources:
   Resumable: kill and rerun, only what is missing is done.
 
 Then pass@1 at the lower temperature and pass@k (largest k the run's n allows, up to 100)
-at the higher one, with bootstrap intervals and the number of tasks solved, are merged
-into ``model_card.json`` (and the rendered README) of every built-in model found.
+at the higher one, with bootstrap intervals and the number of tasks solved, replace the
+``humaneval`` entry of ``model_card.json`` (and the rendered README) of every built-in model
+found, with the weights fingerprint they were measured on.
 
 Usage:
     ``python scripts/record_humaneval_in_cards.py --mode quick``
@@ -51,7 +52,7 @@ def card_configs(n: int = 100, n_low: int = 20,
 
 
 def record(df, low: FigureConfig, high: FigureConfig, source: str) -> None:
-    """Merge pass@1 at ``low``'s temperature and pass@k at ``high``'s into every card."""
+    """Write pass@1 at ``low``'s temperature and pass@k at ``high``'s into every card."""
     t_low, t_high = low.scaling_temperatures[0], high.scaling_temperatures[1]
     big = min(100, high.n)
     for name, path in builtin_models().items():
