@@ -51,11 +51,15 @@ def card_configs(n: int = 100, n_low: int = 20,
     return one(0.2, n_low), one(0.8, n)
 
 
-def record(df, low: FigureConfig, high: FigureConfig, source: str) -> None:
-    """Write pass@1 at ``low``'s temperature and pass@k at ``high``'s into every card."""
+def record(df, low: FigureConfig, high: FigureConfig, source: str,
+           models: dict[str, Path] | None = None) -> None:
+    """Write pass@1 at ``low``'s temperature and pass@k at ``high``'s into every card.
+
+    ``models`` maps name -> model folder (default: the shipped family).
+    """
     t_low, t_high = low.scaling_temperatures[0], high.scaling_temperatures[1]
     big = min(100, high.n)
-    for name, path in builtin_models().items():
+    for name, path in (builtin_models() if models is None else models).items():
         sub = df[df["model"].astype(str).str.endswith(name)]
         if sub.empty:
             continue
