@@ -128,7 +128,7 @@ def test_resolve_and_builtin_models(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="codex-mini-0.1m"):
         resolve_model("codex-mini-7b", tmp_path)
     with pytest.raises(ValueError, match="not trained"):
-        resolve_model("codex-mini-0.4m", tmp_path)
+        resolve_model("codex-mini-4.7m", tmp_path)
 
 
 def test_power_law_fit_recovers_parameters() -> None:
@@ -146,7 +146,7 @@ def test_cli_list_and_help_fast() -> None:
 
     out = subprocess.run([sys.executable, "-m", "codexlab", "train", "--list"],
                          capture_output=True, text=True, check=True).stdout
-    assert "codex-mini-0.1m" in out and "codex-mini-3m" in out
+    assert "codex-mini-0.2m" in out and "codex-mini-25m" in out
 
 
 def test_prepare_data_reuses_a_models_tokenizer(toy_model: tuple[Path, dict],

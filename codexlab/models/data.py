@@ -57,6 +57,15 @@ class PreparedData:
         """Return the token ids of ``split`` as a read-only memory map."""
         return np.memmap(self.root / f"{split}.bin", dtype=np.uint16, mode="r")
 
+    def loss_mask(self, split: str) -> np.ndarray | None:
+        """Return ``split``'s per-token mask (1 = completion token), or None if it has none.
+
+        Only the function-level set has one (:mod:`codexlab.models.functions`): 0 marks the
+        prompt (signature + docstring), whose loss training may weight down.
+        """
+        path = self.root / f"{split}.mask.bin"
+        return np.memmap(path, dtype=np.uint8, mode="r") if path.exists() else None
+
     def summary(self) -> dict:
         """Return the stored summary."""
         return json.loads(self.summary_path.read_text())
@@ -115,6 +124,7 @@ def prepare_data(
         EOS_TOKEN,
         load_tokenizer,
         measure_space_token_reduction,
+        tokenizer_version,
         train_bpe,
     )
 
@@ -174,6 +184,7 @@ def prepare_data(
     corpus.write_manifest(data.manifest_path)
     summary = corpus.summary()
     summary["tokenizer"] = {"vocab_size": tok.get_vocab_size(), "type": "byte-level BPE",
+                            "version": tokenizer_version(tok),
                             "sample_bytes": None if given else TOKENIZER_SAMPLE_BYTES,
                             "from_file": str(tokenizer_file) if given else None,
                             "space_runs": measure}

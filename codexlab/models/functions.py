@@ -1,11 +1,23 @@
 """Function-level fine-tuning data (a Codex-S analogue) mined from the training split.
 
-What it is for: extracting standalone, documented functions (signature + docstring + body)
-from the corpus's *training* files, so a second training stage can show small models many
-HumanEval-shaped documents: the paper's Codex-S was fine-tuned on standalone functions and
-gained much more pass@k than size alone gives. The mined functions are tokenised into
-``functions.bin`` in the corpus cache. What it is not for: decontamination (the files are
-already decontaminated) or held-out evaluation (held-out files are never mined).
+What it is for: extracting standalone, documented functions from the corpus's *training*
+files, so a second training stage can show small models many HumanEval-shaped documents: the
+paper's Codex-S was fine-tuned on standalone functions (signature + docstring -> body) and
+gained much more pass@k than size alone gives (Codex paper §4). Each function is split into a
+*prompt* (everything up to and including the docstring's line) and a *body*; the two are
+tokenised separately, exactly as HumanEval's prompt and a completion are, and written to
+``functions.bin`` (token ids) with ``functions.mask.bin`` (1 for body and EOS tokens, 0 for
+prompt tokens) so training can weight the loss of the prompt down (Codex-S masked it;
+``TrainConfig.prompt_loss_weight``). What it is not for: held-out evaluation (held-out files
+are never mined).
+
+Filters (each counted in the stats): module-level, undecorated, first parameter not
+``self``/``cls``; a docstring of at least :data:`MIN_DOCSTRING_CHARS` characters; a body of
+:data:`MIN_BODY_LINES`..:data:`MAX_BODY_LINES` lines; the dedented function parses on its
+own; exact duplicates after whitespace normalisation removed; **decontaminated** against
+HumanEval: dropped if it contains a problem's prompt or non-trivial canonical body (the
+corpus :class:`~codexlab.models.corpus.Decontaminator`) or its docstring contains the first
+sentence of a HumanEval docstring.
 """
 
 from __future__ import annotations
@@ -14,16 +26,26 @@ import ast
 import gzip
 import hashlib
 import json
+import re
 import textwrap
+from collections import Counter
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 
 #: Bodies (after the docstring) with this many lines are kept: one-liners to short algorithms,
-#: the range of HumanEval's canonical solutions.
-MIN_BODY_LINES, MAX_BODY_LINES = 1, 40
+#: the range of HumanEval's canonical solutions (1 to 30 lines but for two tasks).
+MIN_BODY_LINES, MAX_BODY_LINES = 1, 30
 MAX_FUNCTION_CHARS = 3000
 MIN_DOCSTRING_CHARS = 20
+#: First docstring sentences shorter than this are too generic to call a leak ("Add x and y").
+MIN_DOC_SENTENCE_CHARS = 30
+_WS = re.compile(r"\s+")
+
+
+def _norm(text: str) -> str:
+    return _WS.sub(" ", text).strip()
 
 
 def extract_functions(source: str) -> list[str]:
@@ -31,12 +53,13 @@ def extract_functions(source: str) -> list[str]:
 
     Kept: module-level functions (plain or async, no decorators) whose first parameter is not
     ``self``/``cls``, with a docstring of at least :data:`MIN_DOCSTRING_CHARS` characters and a
-    body of :data:`MIN_BODY_LINES`..:data:`MAX_BODY_LINES` lines after it. Methods are left
-    out: they depend on their class, HumanEval's functions do not.
+    body of :data:`MIN_BODY_LINES`..:data:`MAX_BODY_LINES` lines after it, that parse on their
+    own once dedented. Methods are left out: they depend on their class, HumanEval's
+    functions do not.
     """
     try:
         tree = ast.parse(source)
-    except (SyntaxError, ValueError, RecursionError):
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
         return []
     lines = source.splitlines(keepends=True)
     out: list[str] = []
@@ -53,9 +76,71 @@ def extract_functions(source: str) -> list[str]:
         if not MIN_BODY_LINES <= body_lines <= MAX_BODY_LINES:
             continue
         text = textwrap.dedent("".join(lines[node.lineno - 1 : node.end_lineno]))
-        if len(text) <= MAX_FUNCTION_CHARS:
-            out.append(text if text.endswith("\n") else text + "\n")
+        if not text.endswith("\n"):
+            text += "\n"
+        if len(text) > MAX_FUNCTION_CHARS or split_function(text) is None:
+            continue
+        out.append(text)
     return out
+
+
+def split_function(text: str) -> tuple[str, str] | None:
+    r"""Split a function's source into (prompt, body) at the end of its docstring's line.
+
+    The prompt ends with ``"\n"`` as every HumanEval prompt does, and prompt + body is the
+    function. Returns ``None`` if ``text`` is not one function with a docstring followed by
+    code, or does not parse on its own.
+    """
+    try:
+        tree = ast.parse(text)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
+    if len(tree.body) != 1 or not isinstance(tree.body[0], ast.FunctionDef
+                                             | ast.AsyncFunctionDef):
+        return None
+    fn = tree.body[0]
+    if len(fn.body) < 2 or ast.get_docstring(fn) is None:
+        return None
+    lines = text.splitlines(keepends=True)
+    end = fn.body[0].end_lineno or 0
+    if fn.body[1].lineno <= end:  # code on the docstring's own line
+        return None
+    prompt, body = "".join(lines[:end]), "".join(lines[end:])
+    if not body.strip():
+        return None
+    return prompt, body
+
+
+class FunctionDecontaminator:
+    """Drop functions that leak HumanEval: prompt or canonical body, or docstring sentence."""
+
+    def __init__(self, problems: Mapping[str, object]):
+        from codexlab.models.corpus import Decontaminator
+
+        self.files = Decontaminator(problems)
+        self.sentences: dict[str, str] = {}
+        for tid, prob in problems.items():
+            prompt = str(prob["prompt"])  # type: ignore[index]
+            try:
+                fns = [n for n in ast.parse(prompt).body if isinstance(n, ast.FunctionDef)]
+            except SyntaxError:
+                continue
+            for fn in fns:
+                doc = ast.get_docstring(fn) or ""
+                first = _norm(re.split(r"(?<=[.!?])\s|\n\s*\n|>>>", doc, maxsplit=1)[0])
+                if len(first) >= MIN_DOC_SENTENCE_CHARS:
+                    self.sentences[first.lower()] = tid
+
+    def match(self, function_text: str) -> tuple[str, str] | None:
+        """Return ``(task_id, kind)`` of the HumanEval problem ``function_text`` leaks, or None."""
+        hit = self.files.match(function_text)
+        if hit is not None:
+            return hit.task_id, hit.kind
+        norm = _norm(function_text).lower()
+        for sentence, tid in self.sentences.items():
+            if sentence in norm:
+                return tid, "docstring"
+        return None
 
 
 def _mine_file(path_and_sha: tuple[str, str]) -> list[str]:
@@ -70,17 +155,20 @@ def _mine_file(path_and_sha: tuple[str, str]) -> list[str]:
     return extract_functions(raw.decode("utf-8", errors="replace"))
 
 
-def prepare_functions(data, workers: int | None = None, progress: bool = True) -> dict:
+def prepare_functions(data, workers: int | None = None, progress: bool = True,
+                      problems: Mapping[str, object] | None = None, force: bool = False) -> dict:
     """Mine the training split of a prepared corpus into ``functions.bin``; return stats.
 
     Args:
         data: A :class:`codexlab.models.data.PreparedData` (its manifest lists the files).
         workers: Processes for parsing (default: all CPUs).
         progress: Print a summary line.
+        problems: Problems to decontaminate against; default HumanEval.
+        force: Mine again even if the files exist.
 
     Returns:
-        Counts (files, functions, unique functions, tokens), also saved as
-        ``functions.json`` in the cache.
+        Counts (files, functions, unique, decontaminated hits by kind, kept functions, prompt
+        and body tokens), also saved as ``functions.json`` in the cache.
     """
     import os
     from multiprocessing import Pool
@@ -88,9 +176,14 @@ def prepare_functions(data, workers: int | None = None, progress: bool = True) -
     from codexlab.models.tokenizer import EOS_TOKEN, load_tokenizer
 
     out_bin = data.root / "functions.bin"
+    out_mask = data.root / "functions.mask.bin"
     stats_path = data.root / "functions.json"
-    if out_bin.exists() and stats_path.exists():
+    if out_bin.exists() and out_mask.exists() and stats_path.exists() and not force:
         return json.loads(stats_path.read_text())
+    if problems is None:
+        from codexlab.problems import load_humaneval
+
+        problems = load_humaneval()
     with gzip.open(data.manifest_path, "rt", encoding="utf-8") as fh:
         files = [json.loads(line) for line in fh]
     todo = sorted(((f["path"], f["sha256"]) for f in files if f["split"] == "train"),
@@ -101,27 +194,49 @@ def prepare_functions(data, workers: int | None = None, progress: bool = True) -
             mined = pool.map(_mine_file, todo, chunksize=64)
     else:
         mined = [_mine_file(t) for t in todo]
+    funcs = [f for per_file in mined for f in per_file]
+    decon = FunctionDecontaminator(problems)
+    seen: set[str] = set()
+    unique: list[tuple[str, str]] = []
+    hits: Counter = Counter()
+    hit_tasks: set[str] = set()
+    for f in funcs:
+        h = hashlib.sha256(_norm(f).encode()).hexdigest()
+        if h in seen:
+            continue
+        seen.add(h)
+        leak = decon.match(f)
+        if leak is not None:
+            hits[leak[1]] += 1
+            hit_tasks.add(leak[0])
+            continue
+        parts = split_function(f)
+        if parts is not None:
+            unique.append(parts)
     tok = load_tokenizer(data.tokenizer_path)
     eos = tok.token_to_id(EOS_TOKEN)
-    seen: set[str] = set()
-    n_funcs = n_tokens = 0
-    with open(out_bin, "wb") as fh:
-        funcs = [f for per_file in mined for f in per_file]
-        n_funcs = len(funcs)
-        unique = []
-        for f in funcs:
-            h = hashlib.sha256(f.encode()).hexdigest()
-            if h not in seen:
-                seen.add(h)
-                unique.append(f)
+    n_prompt = n_body = 0
+    with open(out_bin, "wb") as fh, open(out_mask, "wb") as mh:
         for start in range(0, len(unique), 1024):
-            for enc in tok.encode_batch(unique[start : start + 1024]):
-                ids = np.asarray(enc.ids + [eos], dtype=np.uint16)
+            chunk = unique[start : start + 1024]
+            prompts = tok.encode_batch([p for p, _ in chunk])
+            bodies = tok.encode_batch([b for _, b in chunk])
+            for pe, be in zip(prompts, bodies, strict=True):
+                ids = np.asarray(pe.ids + be.ids + [eos], dtype=np.uint16)
+                mask = np.zeros(len(ids), dtype=np.uint8)
+                mask[len(pe.ids):] = 1
                 fh.write(ids.tobytes())
-                n_tokens += len(ids)
-    stats = {"files": len(todo), "functions": n_funcs, "unique_functions": len(seen),
-             "tokens": n_tokens}
+                mh.write(mask.tobytes())
+                n_prompt += len(pe.ids)
+                n_body += len(be.ids) + 1
+    stats = {"files": len(todo), "functions": len(funcs), "unique_functions": len(seen),
+             "decontaminated": dict(sorted(hits.items())),
+             "decontaminated_tasks": sorted(hit_tasks), "kept_functions": len(unique),
+             "tokens": n_prompt + n_body, "prompt_tokens": n_prompt, "body_tokens": n_body,
+             "format": "prompt (signature + docstring, tokenised alone) + body + EOS; "
+                       "functions.mask.bin marks body and EOS tokens with 1"}
     stats_path.write_text(json.dumps(stats, indent=2) + "\n")
     if progress:
-        print(f"functions: {stats}", flush=True)
+        print(f"functions: {stats['kept_functions']:,} kept of {stats['functions']:,} mined, "
+              f"{stats['tokens']:,} tokens; decontaminated {stats['decontaminated']}", flush=True)
     return stats

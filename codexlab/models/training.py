@@ -1,16 +1,41 @@
 """Training loop of the built-in family: pretraining on the prepared corpus, resumable.
 
 What it is for: training one size (:class:`TrainConfig`) from scratch or from saved weights
-(``resume``) for a token and/or wall-clock budget, with warm-up + cosine decay, bf16
-autocast, SDPA attention, AdamW (fused on GPU), optional ``torch.compile``, periodic held-out
-loss and a progress bar with tokens/s; then measuring the held-out and HumanEval-text losses
-and saving the model in Hugging Face format with its card. What it is not for: corpus
-building (:mod:`codexlab.models.data`) or sampling/evaluation on HumanEval (the sampling and
-execution engines do that).
+(``resume``) for a token and/or wall-clock budget on packed sequences (random windows of the
+EOS-separated token stream), with bf16 autocast, SDPA attention, optional ``torch.compile``,
+periodic held-out loss and a progress bar with tokens/s and MFU; then measuring the held-out
+and HumanEval-text losses and saving the model in Hugging Face format with its card. What it
+is not for: corpus building (:mod:`codexlab.models.data`) or sampling/evaluation on
+HumanEval (the sampling and execution engines do that).
+
+Recipe (v2) and why:
+
+* **Muon** (``torch.optim.Muon``, Nesterov momentum 0.95, 5 Newton-Schulz steps, update RMS
+  matched to AdamW's so one learning rate serves both) on the hidden 2-D matrices, **AdamW**
+  (0.9, 0.95) on embeddings and norm gains. Muon set the modded-nanogpt speed records and
+  measured ~1.3-2x the compute efficiency of tuned AdamW at small scale (Jordan et al. 2024;
+  Liu et al. 2025, arXiv 2502.16982; Wen et al. 2025, arXiv 2509.02046). ``optimizer="adamw"``
+  gives the v1 recipe.
+* **WSD schedule** (warm-up, stable, decay): linear warm-up, constant learning rate, then a
+  (1 - sqrt) cool-down over the last ``decay_frac`` of the run to ``min_lr_frac``; it matches
+  cosine at a fixed budget and suits time budgets (Hägele et al. 2024, arXiv 2405.18392).
+  ``schedule="cosine"`` gives v1's warm-up + cosine.
+* **Prompt-loss weight** for the function-level stage: the loss of prompt tokens
+  (signature + docstring) is multiplied by ``prompt_loss_weight`` (Codex-S masked it
+  entirely; a small non-zero weight is often better for long prompts and short
+  completions, arXiv 2405.14394).
 
 Time budgets: the learning-rate schedule runs on *progress*, the larger of step/max_steps
 and elapsed/time_budget, so a run given only a wall-clock budget still decays to its floor
 exactly when the budget ends, whatever the machine's speed or load.
+
+Resuming: every ``save_every_s`` (and on Ctrl-C or SIGTERM) the run writes
+``training_state.pt`` beside the weights: fp32 weights, optimizer state, step, tokens, RNG
+state and elapsed time. ``resume=True`` with an unfinished state of the same settings
+continues that run **exactly** (same batches, same learning rates; bit-identical with a token
+budget on the same machine). Without such a state (another machine, or a finished run),
+``resume=True`` starts a new stage from the saved bf16 weights with a fresh, re-warmed
+optimizer; the card lists every stage.
 """
 
 from __future__ import annotations
@@ -19,6 +44,7 @@ import copy
 import math
 import platform
 import shlex
+import signal
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -28,7 +54,15 @@ from typing import Any
 import numpy as np
 
 from codexlab.models.card import read_model_card, write_model_card
-from codexlab.models.configs import FAMILY, get_size, llama_config
+from codexlab.models.configs import (
+    FAMILY,
+    FAMILY_VERSION,
+    SIZES_V1,
+    ModelSize,
+    flops_per_token,
+    get_size,
+    llama_config,
+)
 from codexlab.models.data import PreparedData
 
 #: Eval windows for the final held-out loss: fixed, evenly spaced, identical for every size.
@@ -37,6 +71,10 @@ FINAL_EVAL_WINDOWS = 96
 PERIODIC_EVAL_WINDOWS = 16
 #: Shard size for safetensors: the repository takes files under 16 MiB.
 MAX_SHARD = "15MB"
+#: File of the exact-resume state beside the weights (never shipped: see .gitignore).
+STATE_FILE = "training_state.pt"
+#: Dense bf16 peak FLOP/s of accelerators we know, for MFU (vendor datasheets, SXM parts).
+PEAK_BF16_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12}
 
 
 @dataclass
@@ -70,6 +108,12 @@ class TrainConfig:
         split: Token file of the cache to train on: ``"train"`` (pretraining) or
             ``"functions"`` (the function-level second stage, see
             :mod:`codexlab.models.functions`).
+        optimizer: ``"muon"`` (Muon on hidden matrices + AdamW elsewhere) or ``"adamw"``.
+        schedule: ``"wsd"`` (warm-up, stable, 1-sqrt decay) or ``"cosine"``.
+        decay_frac: Share of the run spent in the WSD cool-down.
+        prompt_loss_weight: Loss weight of prompt tokens where the split has a mask (the
+            function-level set); 1 trains on them as on any token.
+        size_spec: Use this preset instead of looking ``size`` up (tests, toy runs).
     """
 
     size: str
@@ -95,6 +139,29 @@ class TrainConfig:
     progress: bool = True
     command: str = field(default_factory=lambda: " ".join(shlex.quote(a) for a in sys.argv))
     split: str = "train"
+    optimizer: str = "muon"
+    schedule: str = "wsd"
+    decay_frac: float = 0.2
+    prompt_loss_weight: float = 1.0
+    size_spec: ModelSize | None = None
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in ("muon", "adamw"):
+            raise ValueError(f"optimizer must be 'muon' or 'adamw', not {self.optimizer!r}")
+        if self.schedule not in ("wsd", "cosine"):
+            raise ValueError(f"schedule must be 'wsd' or 'cosine', not {self.schedule!r}")
+        if not 0.0 <= self.prompt_loss_weight <= 1.0:
+            raise ValueError(f"prompt_loss_weight must be in [0, 1], not "
+                             f"{self.prompt_loss_weight}")
+        if not 0.0 < self.decay_frac <= 1.0:
+            raise ValueError(f"decay_frac must be in (0, 1], not {self.decay_frac}")
+
+    def run_key(self) -> dict[str, Any]:
+        """Return the settings that must match for an exact resume of an interrupted run."""
+        keys = ("size", "seq_len", "batch_size", "time_budget_s", "max_tokens", "lr",
+                "min_lr_frac", "warmup_steps", "weight_decay", "grad_clip", "seed", "split",
+                "optimizer", "schedule", "decay_frac", "prompt_loss_weight", "precision")
+        return {k: getattr(self, k) for k in keys}
 
 
 def _device(name: str):
@@ -113,6 +180,14 @@ def hardware_string(device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     return f"CPU {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+
+
+def peak_flops(device) -> float | None:
+    """Return the dense bf16 peak FLOP/s of a known GPU, else None (CPUs: no MFU)."""
+    if device.type != "cuda":
+        return None
+    name = hardware_string(device)
+    return next((v for k, v in PEAK_BF16_FLOPS.items() if k in name), None)
 
 
 def eval_windows(tokens: np.ndarray, seq_len: int, n: int) -> np.ndarray:
@@ -183,18 +258,91 @@ def count_params(model) -> dict[str, int]:
     return {"total": total, "embedding": emb, "non_embedding": total - emb}
 
 
-def _lr_factor(step: int, progress: float, warmup: int, min_frac: float) -> float:
-    """Warm-up (by steps) times cosine decay (by progress in [0, 1]) to ``min_frac``."""
+def _lr_factor(step: int, progress: float, warmup: int, min_frac: float,
+               schedule: str = "cosine", decay_frac: float = 0.2) -> float:
+    """Learning-rate multiplier: linear warm-up (by steps) times the decay (by progress).
+
+    ``cosine``: cosine from 1 to ``min_frac`` over the whole run. ``wsd``: 1 until
+    ``1 - decay_frac``, then ``min_frac + (1 - min_frac) (1 - sqrt(x))`` with x the share of
+    the cool-down done (Hägele et al. 2024, arXiv 2405.18392).
+    """
     warm = min(1.0, (step + 1) / max(1, warmup))
-    cos = 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+    progress = min(1.0, progress)
+    if schedule == "wsd":
+        x = max(0.0, (progress - (1 - decay_frac)) / decay_frac)
+        return warm * (min_frac + (1 - min_frac) * (1 - math.sqrt(x)))
+    cos = 0.5 * (1 + math.cos(math.pi * progress))
     return warm * (min_frac + (1 - min_frac) * cos)
+
+
+def _optimizers(model, cfg: TrainConfig, lr: float, device) -> list:
+    """Return the optimizers of ``cfg.optimizer`` (each param group remembers its base lr)."""
+    import torch
+
+    emb = {id(model.get_input_embeddings().weight)}
+    matrices = [p for p in model.parameters() if p.dim() >= 2 and id(p) not in emb]
+    embeddings = [p for p in model.parameters() if id(p) in emb]
+    vectors = [p for p in model.parameters() if p.dim() < 2]
+    fused = device.type == "cuda"
+    if cfg.optimizer == "adamw":
+        opt = torch.optim.AdamW(
+            [{"params": matrices + embeddings, "weight_decay": cfg.weight_decay},
+             {"params": vectors, "weight_decay": 0.0}],
+            lr=lr, betas=(0.9, 0.95), eps=1e-8, fused=fused)
+        return [opt]
+    muon = torch.optim.Muon(matrices, lr=lr, weight_decay=cfg.weight_decay, momentum=0.95,
+                            nesterov=True, adjust_lr_fn="match_rms_adamw")
+    adam = torch.optim.AdamW(
+        [{"params": embeddings, "weight_decay": cfg.weight_decay},
+         {"params": vectors, "weight_decay": 0.0}],
+        lr=lr, betas=(0.9, 0.95), eps=1e-8, fused=fused)
+    return [muon, adam]
+
+
+def _optimizer_text(cfg: TrainConfig) -> str:
+    decay = (f"WSD: warm-up {cfg.warmup_steps} steps, constant, 1-sqrt cool-down over the last "
+             f"{cfg.decay_frac:.0%} to {cfg.min_lr_frac:g}x") if cfg.schedule == "wsd" else \
+        f"warm-up {cfg.warmup_steps} steps + cosine to {cfg.min_lr_frac:g}x"
+    if cfg.optimizer == "adamw":
+        return f"AdamW(0.9, 0.95), wd {cfg.weight_decay:g}; {decay}"
+    return (f"Muon (momentum 0.95, Nesterov, lr matched to AdamW RMS) on hidden matrices + "
+            f"AdamW(0.9, 0.95) on embeddings and gains, wd {cfg.weight_decay:g}; {decay}")
+
+
+class _Interrupt:
+    """Turn SIGTERM into a flag while training, so the run saves its state and stops."""
+
+    def __init__(self) -> None:
+        self.hit = False
+        self._old: Any = None
+
+    def __enter__(self) -> _Interrupt:
+        try:
+            self._old = signal.signal(signal.SIGTERM, self._handle)
+        except ValueError:  # not the main thread
+            self._old = None
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.hit = True
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._old is not None:
+            signal.signal(signal.SIGTERM, self._old)
+
+
+class TrainingInterrupted(RuntimeError):
+    """Raised after an interrupted run saved its exact-resume state."""
 
 
 def train(cfg: TrainConfig) -> dict[str, Any]:
     """Train one size per ``cfg``, save it with its card and return the card.
 
     Raises:
-        ValueError: if neither a time nor a token budget is given.
+        ValueError: if neither a time nor a token budget is given, or a resumed model's
+            vocabulary differs from the corpus tokenizer.
+        TrainingInterrupted: after Ctrl-C or SIGTERM, once the exact-resume state is saved
+            (rerun with ``resume=True`` to continue).
     """
     import torch
     from transformers import LlamaForCausalLM
@@ -203,7 +351,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
 
     if cfg.time_budget_s is None and cfg.max_tokens is None:
         raise ValueError("give a time budget or a token budget")
-    size = get_size(cfg.size)
+    size = cfg.size_spec or get_size(cfg.size)
     data = PreparedData(Path(cfg.data_dir))
     device = _device(cfg.device)
     torch.manual_seed(cfg.seed)
@@ -211,50 +359,86 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
     # bf16 autocast: on GPU standard; on the project's CPUs it measured 1.2-2.3x faster than
-    # fp32 for these sizes (bf16 matmul kernels), so it is the default there too.
+    # fp32 for these sizes (bf16 matmul kernels), so it is the default there too. Master
+    # weights and the loss stay fp32 (pure-bf16 weights drop small updates).
     amp = None if cfg.precision == "fp32" else torch.bfloat16
 
     tok = load_tokenizer(data.tokenizer_path)
     hf_tok = to_hf(tok)
     eos = tok.token_to_id(EOS_TOKEN)
     out_dir = Path(cfg.out_dir)
+    state_path = out_dir / STATE_FILE
+    state = None
+    if cfg.resume and state_path.exists():
+        saved = torch.load(state_path, map_location="cpu", weights_only=False)
+        if not saved.get("finished") and saved.get("run_key") == cfg.run_key():
+            state = saved
+        elif not saved.get("finished"):
+            print(f"resume: {state_path} belongs to a run with other settings; starting a new "
+                  f"stage from the saved weights", file=sys.stderr)
     prev_card = read_model_card(out_dir) if cfg.resume else {}
-    if cfg.resume and (out_dir / "config.json").exists():
-        model = LlamaForCausalLM.from_pretrained(out_dir, dtype=torch.float32)
+    if state is not None:
+        prev_card = state["prev_card"]
+    if state is None and cfg.resume and (out_dir / "config.json").exists():
+        model = LlamaForCausalLM.from_pretrained(out_dir, dtype=torch.float32,
+                                                 attn_implementation="sdpa")
         if model.config.vocab_size != tok.get_vocab_size():
             raise ValueError("resume: the saved model's vocabulary differs from the "
                              "corpus tokenizer")
     else:
-        if cfg.resume:
+        if cfg.resume and state is None:
             print(f"resume: no model in {out_dir}; starting from scratch", file=sys.stderr)
             prev_card = {}
         config = llama_config(size, tok.get_vocab_size(), eos)
         config._attn_implementation = "sdpa"
         model = LlamaForCausalLM(config)
+        if state is not None:
+            model.load_state_dict(state["model"])
     model.to(device).train()
     params = count_params(model)
 
-    decay = [p for p in model.parameters() if p.dim() >= 2]
-    no_decay = [p for p in model.parameters() if p.dim() < 2]
     lr = cfg.lr or size.lr
-    opt = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": cfg.weight_decay},
-         {"params": no_decay, "weight_decay": 0.0}],
-        lr=lr, betas=(0.9, 0.95), eps=1e-8, fused=device.type == "cuda",
-    )
+    opts = _optimizers(model, cfg, lr, device)
+    if state is not None:
+        for opt, sd in zip(opts, state["optimizers"], strict=True):
+            opt.load_state_dict(sd)
+    base_lrs = [[lr for _ in opt.param_groups] for opt in opts]
     fwd = model
     if cfg.compile == "yes" or (cfg.compile == "auto" and device.type == "cuda"):
         fwd = torch.compile(model)
 
     train_tokens = data.tokens(cfg.split)
+    mask = data.loss_mask(cfg.split) if cfg.prompt_loss_weight < 1.0 else None
     held = data.tokens("heldout")
     periodic = eval_windows(held, cfg.seq_len, PERIODIC_EVAL_WINDOWS)
     rng = np.random.default_rng(cfg.seed + int(prev_card.get("training", {}).get("tokens_seen", 0)))
     tokens_per_step = cfg.batch_size * cfg.seq_len
     max_steps = math.ceil(cfg.max_tokens / tokens_per_step) if cfg.max_tokens else None
     offsets = np.arange(cfg.seq_len + 1)
+    fpt = flops_per_token(size, tok.get_vocab_size(), cfg.seq_len)
+    peak = peak_flops(device)
 
     history: list[dict[str, float]] = []
+    step, tokens, progress, loss_ema, elapsed0 = 0, 0, 0.0, None, 0.0
+    if state is not None:
+        rng.bit_generator.state = state["rng"]
+        step, tokens, progress = state["step"], state["tokens"], state["progress"]
+        loss_ema, elapsed0, history = state["loss_ema"], state["elapsed"], state["history"]
+        torch.set_rng_state(state["torch_rng"])
+        print(f"resume: continuing the interrupted run exactly at step {step} "
+              f"({tokens:,} tokens)", file=sys.stderr)
+
+    def save_state(finished: bool) -> None:
+        torch.save({"run_key": cfg.run_key(), "finished": finished, "prev_card": prev_card,
+                    "model": {k: v.detach().to("cpu", torch.float32).clone()
+                              for k, v in model.state_dict().items()},
+                    "optimizers": [o.state_dict() for o in opts], "step": step,
+                    "tokens": tokens, "progress": progress, "loss_ema": loss_ema,
+                    "elapsed": elapsed0 + (time.time() - t0), "history": history,
+                    "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state()},
+                   str(state_path) + ".tmp")
+        Path(str(state_path) + ".tmp").replace(state_path)  # atomic: a kill never corrupts it
+
     bar = None
     if cfg.progress:
         from tqdm.auto import tqdm
@@ -262,51 +446,81 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         bar = tqdm(total=1000, desc=cfg.size, mininterval=5 if sys.stderr.isatty() else 30,
                    bar_format="{desc}: {percentage:3.0f}%|{bar:20}| {elapsed}<{remaining} "
                               "{postfix}")
+    out_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     last_eval = last_save = t0
-    step, tokens, progress, loss_ema = 0, 0, 0.0, None
-    while progress < 1.0:
-        factor = _lr_factor(step, progress, cfg.warmup_steps, cfg.min_lr_frac)
-        for g in opt.param_groups:
-            g["lr"] = lr * factor
-        starts = rng.integers(0, len(train_tokens) - cfg.seq_len - 1, size=cfg.batch_size)
-        batch = np.asarray(train_tokens[starts[:, None] + offsets], dtype=np.int64)
-        batch = torch.from_numpy(batch).to(device, non_blocking=True)
-        with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
-            logits = fwd(input_ids=batch[:, :-1]).logits
-        loss = torch.nn.functional.cross_entropy(
-            logits.float().reshape(-1, logits.size(-1)), batch[:, 1:].reshape(-1))
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        step += 1
-        tokens += tokens_per_step
-        now = time.time()
-        lv = loss.item()
-        loss_ema = lv if loss_ema is None else 0.95 * loss_ema + 0.05 * lv
-        progress = max(step / max_steps if max_steps else 0.0,
-                       (now - t0) / cfg.time_budget_s if cfg.time_budget_s else 0.0)
-        # Step 1 too, so the history records where the run started.
-        if step == 1 or now - last_eval >= cfg.eval_every_s or progress >= 1.0:
-            hl = windows_loss(model, periodic, device, amp)
-            history.append({"step": step, "tokens": tokens, "seconds": round(now - t0, 1),
-                            "train_loss": round(loss_ema, 4), "heldout_loss": round(hl, 4)})
-            last_eval = time.time()
-            if not cfg.progress:
-                print(f"{cfg.size} step {step} tok {tokens:,} train {loss_ema:.3f} "
-                      f"held-out {hl:.3f}", flush=True)
-        if bar is not None:
-            bar.n = int(min(1.0, progress) * 1000)
-            post = f"step {step} loss {loss_ema:.3f} {tokens / max(1e-9, now - t0):,.0f} tok/s"
-            if history:
-                post += f" held-out {history[-1]['heldout_loss']:.3f}"
-            bar.set_postfix_str(post, refresh=False)
-            bar.update(0)  # prints at most every mininterval (log files stay short)
-        if now - last_save >= cfg.save_every_s and progress < 1.0:
-            _save(model, hf_tok, out_dir)  # intermediate weights only; the card comes at the end
-            last_save = time.time()
-    wall = time.time() - t0
+    with _Interrupt() as interrupt:
+        try:
+            while progress < 1.0:
+                if interrupt.hit:
+                    raise KeyboardInterrupt
+                factor = _lr_factor(step, progress, cfg.warmup_steps, cfg.min_lr_frac,
+                                    cfg.schedule, cfg.decay_frac)
+                for opt, bases in zip(opts, base_lrs, strict=True):
+                    for g, base in zip(opt.param_groups, bases, strict=True):
+                        g["lr"] = base * factor
+                starts = rng.integers(0, len(train_tokens) - cfg.seq_len - 1, size=cfg.batch_size)
+                idx = starts[:, None] + offsets
+                batch = torch.from_numpy(np.asarray(train_tokens[idx], dtype=np.int64))
+                batch = batch.to(device, non_blocking=True)
+                with torch.autocast(device.type, dtype=amp or torch.float32,
+                                    enabled=amp is not None):
+                    logits = fwd(input_ids=batch[:, :-1]).logits
+                flat = logits.float().reshape(-1, logits.size(-1))
+                if mask is None:
+                    loss = torch.nn.functional.cross_entropy(flat, batch[:, 1:].reshape(-1))
+                else:
+                    # Prompt tokens weigh prompt_loss_weight, completion tokens 1 (by target).
+                    m = np.asarray(mask[idx[:, 1:]], dtype=np.float32)
+                    w = torch.from_numpy(cfg.prompt_loss_weight + (1 - cfg.prompt_loss_weight)
+                                         * m).to(device).reshape(-1)
+                    per = torch.nn.functional.cross_entropy(flat, batch[:, 1:].reshape(-1),
+                                                            reduction="none")
+                    loss = (per * w).sum() / w.sum().clamp_min(1e-6)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                for opt in opts:
+                    opt.step()
+                for opt in opts:
+                    opt.zero_grad(set_to_none=True)
+                step += 1
+                tokens += tokens_per_step
+                now = time.time()
+                lv = loss.item()
+                loss_ema = lv if loss_ema is None else 0.95 * loss_ema + 0.05 * lv
+                elapsed = elapsed0 + now - t0
+                progress = max(step / max_steps if max_steps else 0.0,
+                               elapsed / cfg.time_budget_s if cfg.time_budget_s else 0.0)
+                # Step 1 too, so the history records where the run started.
+                if step == 1 or now - last_eval >= cfg.eval_every_s or progress >= 1.0:
+                    hl = windows_loss(model, periodic, device, amp)
+                    history.append({"step": step, "tokens": tokens, "seconds": round(elapsed, 1),
+                                    "train_loss": round(loss_ema, 4),
+                                    "heldout_loss": round(hl, 4)})
+                    last_eval = time.time()
+                    if not cfg.progress:
+                        print(f"{cfg.size} step {step} tok {tokens:,} train {loss_ema:.3f} "
+                              f"held-out {hl:.3f}", flush=True)
+                if bar is not None:
+                    bar.n = int(min(1.0, progress) * 1000)
+                    post = (f"step {step} loss {loss_ema:.3f} "
+                            f"{tokens / max(1e-9, elapsed):,.0f} tok/s")
+                    if history:
+                        post += f" held-out {history[-1]['heldout_loss']:.3f}"
+                    bar.set_postfix_str(post, refresh=False)
+                    bar.update(0)  # prints at most every mininterval (log files stay short)
+                if now - last_save >= cfg.save_every_s and progress < 1.0:
+                    save_state(finished=False)
+                    last_save = time.time()
+        except KeyboardInterrupt:
+            if bar is not None:
+                bar.close()
+            save_state(finished=False)
+            raise TrainingInterrupted(
+                f"{cfg.size}: interrupted at step {step} ({tokens:,} tokens); state saved to "
+                f"{state_path}; rerun the same command with --resume to continue exactly"
+            ) from None
+    wall = elapsed0 + time.time() - t0
     if bar is not None:
         bar.close()
 
@@ -315,16 +529,25 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     held_bytes = sum(len(hf_tok.decode(w[1:].tolist()).encode()) for w in final_windows)
     he = humaneval_text_loss(model, hf_tok, device, amp)
     _save(model, hf_tok, out_dir)
+    save_state(finished=True)
 
+    tok_per_s = tokens / max(wall, 1e-9)
+    mfu = round(tok_per_s * fpt / peak, 4) if peak else None
     prev_training = prev_card.get("training", {})
     stage = {"command": cfg.command, "tokens": tokens, "steps": step,
              "wall_time_s": round(wall, 1), "hardware": hardware_string(device),
              "time_budget_s": cfg.time_budget_s, "max_tokens": cfg.max_tokens,
-             "resumed": bool(prev_card), "data_split": cfg.split, "history": history}
+             "resumed": bool(prev_card), "data_split": cfg.split,
+             "optimizer": _optimizer_text(cfg), "peak_lr": lr,
+             "prompt_loss_weight": cfg.prompt_loss_weight if mask is not None else None,
+             "tokens_per_s": round(tok_per_s, 1), "flops_per_token": fpt, "mfu": mfu,
+             "mfu_peak_flops": peak, "compiled": fwd is not model, "history": history}
     summary = data.summary()
+    tok_info = summary.get("tokenizer", {})
     card = {
         "name": out_dir.name,
         "family": FAMILY,
+        "family_version": FAMILY_VERSION if size.name not in SIZES_V1 else 1,
         "provisional": bool(cfg.provisional or prev_card.get("provisional", False)),
         "architecture": {
             "type": "LlamaForCausalLM", "n_layers": size.n_layers, "d_model": size.d_model,
@@ -333,6 +556,8 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             "max_position_embeddings": model.config.max_position_embeddings,
             "tied_embeddings": True, "weights_dtype": "bfloat16",
         },
+        "tokenizer": {"version": tok_info.get("version", 1),
+                      "vocab_size": tok.get_vocab_size()},
         "params": params,
         "eval": {
             "heldout_loss": round(held_loss, 4),
@@ -352,8 +577,9 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             "wall_time_s": round(float(prev_training.get("wall_time_s", 0.0)) + wall, 1),
             "hardware": hardware_string(device),
             "precision": "bf16 autocast" if amp is not None else "fp32",
-            "optimizer": "AdamW(0.9, 0.95), wd 0.1, warm-up + cosine to 10%",
+            "optimizer": _optimizer_text(cfg),
             "peak_lr": lr, "batch_tokens": tokens_per_step, "seq_len": cfg.seq_len,
+            "packing": "random windows of the EOS-separated token stream",
             "compiled": fwd is not model, "torch": torch.__version__,
             "stages": [*prev_training.get("stages", []), stage],
         },
@@ -362,11 +588,20 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             "train_files": summary["train"]["files"], "train_tokens": summary["train"]["tokens"],
             "heldout_files": summary["heldout"]["files"],
             "heldout_tokens": summary["heldout"]["tokens"],
-            "sources": "stdlib + site-packages .py of the training machine, deduplicated, "
-                       "decontaminated against HumanEval",
+            "heldout_split": summary.get("split", "by file hash"),
+            "sources": "stdlib + site-packages .py of the training machine, deduplicated "
+                       "(exact + near), decontaminated against HumanEval",
         },
         "continue_command": f"codexlab train --size {out_dir.name} --resume --time-budget 600",
     }
+    if cfg.split == "functions":
+        fstats = data.root / "functions.json"
+        if fstats.exists():
+            import json
+
+            card["data"]["functions"] = json.loads(fstats.read_text())
+    elif prev_card.get("data", {}).get("functions"):
+        card["data"]["functions"] = prev_card["data"]["functions"]
     write_model_card(out_dir, card)
     return card
 
