@@ -51,6 +51,17 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--no-stop", action="store_true", help="use no stop sequences")
     p.add_argument("--strip-prompt", action="store_true",
                    help="strip trailing whitespace from prompts before tokenizing")
+    heal = p.add_mutually_exclusive_group()
+    heal.add_argument("--token-healing", nargs="?", const=1, type=int, default=None, metavar="K",
+                      help="token healing: back the prompt off by its last token (K > 1: and "
+                           "up to K-1 earlier tokens while the removed text is whitespace) "
+                           "and make the first sampled token(s) re-write the removed text, so "
+                           "the model chooses how the prompt boundary is tokenised; the "
+                           "completion stays the text after the prompt, log-probs include the "
+                           "healing tokens. Default: on (K=1) for the built-in codex-mini "
+                           "models, off for other models")
+    heal.add_argument("--no-token-healing", dest="token_healing", action="store_const", const=0,
+                      help="turn token healing off (also for the built-in models)")
     p.add_argument("--store", metavar="PATH",
                    help="run store (default <results>/codexlab.sqlite; CODEXLAB_RESULTS_DIR)")
     p.add_argument("--out", required=True, metavar="SAMPLES.jsonl", help="output JSONL")
@@ -79,6 +90,8 @@ def run(args: argparse.Namespace) -> int:
     from codexlab.paths import default_store_path
     from codexlab.problems import ProblemFormatError, resolve_problems, select_tasks
     from codexlab.sampling import DEFAULT_STOP, ModelLoadError, SamplingConfig, sample_to_store
+    from codexlab.sampling.healing import MAX_TOKEN_HEALING
+    from codexlab.sampling.runner import resolve_token_healing
     from codexlab.store import Store
 
     def fail(msg: str) -> int:
@@ -94,6 +107,9 @@ def run(args: argparse.Namespace) -> int:
     except (KeyError, ValueError) as exc:
         return fail(f"--tasks: {exc.args[0] if exc.args else exc}")
     stop = () if args.no_stop else tuple(args.stop) if args.stop else DEFAULT_STOP
+    if args.token_healing is not None and not 0 <= args.token_healing <= MAX_TOKEN_HEALING:
+        return fail(f"--token-healing takes the number of prompt tokens to back off, 0 to "
+                    f"{MAX_TOKEN_HEALING}, got {args.token_healing}")
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -102,6 +118,7 @@ def run(args: argparse.Namespace) -> int:
                 max_new_tokens=args.max_new_tokens, stop=stop, seed=args.seed,
                 strip_prompt=args.strip_prompt, batch_size=args.batch_size, device=args.device,
                 dtype=args.dtype, compile=False if args.no_compile else None,
+                token_healing=args.token_healing,
             )
         for w in caught:
             print(f"codexlab sample: note: {w.message}", file=sys.stderr)
@@ -114,6 +131,7 @@ def run(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
+    cfg = resolve_token_healing(cfg, args.model)
     store_path = Path(args.store) if args.store else default_store_path()
     store = Store(store_path)
     try:
@@ -126,7 +144,8 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     settings = {"model": args.model, "temperature": cfg.temperature, "top_p": cfg.top_p,
-                "seed": cfg.seed, "max_new_tokens": cfg.max_new_tokens, "set_id": set_id}
+                "seed": cfg.seed, "max_new_tokens": cfg.max_new_tokens,
+                "token_healing": cfg.token_healing, "set_id": set_id}
     with open(out, "w", encoding="utf-8") as fh:
         for r in rows:
             rec = {"task_id": r["task_id"], "completion": r["completion"], "idx": r["idx"],

@@ -2,7 +2,9 @@
 
 What it is for: drawing n completions per problem (temperature, nucleus top_p, stop
 sequences, per-sample seeds), recording each one's raw-model sum/mean log-prob, and writing
-them to the run store so an interrupted run resumes with only the missing indices.
+them to the run store so an interrupted run resumes with only the missing indices. Optional
+token healing (:mod:`~codexlab.sampling.healing`; on by default for the built-in models) lets
+the model choose how the prompt's last token joins the completion.
 
 What it is not for: executing completions (:mod:`codexlab.execution`), metrics, or training.
 

@@ -13,6 +13,8 @@ import warnings
 from dataclasses import dataclass
 from typing import Any
 
+from codexlab.sampling.healing import normalize_token_healing
+
 #: The Codex paper's HumanEval stop sequences (§3.2): generation of a completion ends at the
 #: first of these and the completion is cut before it.
 DEFAULT_STOP: tuple[str, ...] = ("\nclass", "\ndef", "\n#", "\nif", "\nprint")
@@ -47,6 +49,21 @@ class SamplingConfig:
         stop_check_every: Decode text and look for stop sequences every this many steps
             (``None``: 1 on CPU, 8 on GPU where each check is a host synchronisation). Only
             throughput depends on it: the recorded tokens are trimmed back to the exact stop.
+        token_healing: Token healing (:mod:`~codexlab.sampling.healing`): the number of
+            trailing prompt tokens that may be backed off (``0``/``False`` off; ``1``/``True``
+            the last token; ``k > 1`` also up to ``k - 1`` earlier tokens while the removed
+            text is whitespace). The removed text ``R`` must be re-produced by the first
+            generated token(s), chosen from the model's distribution renormalised over the
+            tokens consistent with ``R`` (then temperature and nucleus as usual), so the model
+            decides how the prompt boundary is tokenised. ``None`` (default) means: on
+            (``1``) for the built-in codex-mini models, off for any other model, resolved by
+            :func:`~codexlab.sampling.runner.resolve_token_healing` from the model's name.
+            With healing, the stored completion is still exactly the text after the original
+            prompt (``R`` removed), and ``n_tokens``/``sum_logprob``/``mean_logprob`` cover
+            every generated token *including* the healing token(s), under the raw (T = 1,
+            unrestricted, no healing mask) model given the backed-off prompt: the log-prob of
+            ``R`` + completion + terminator as the model tokenised it. Part of the sample-set
+            key.
     """
 
     temperature: float = 0.8
@@ -61,6 +78,7 @@ class SamplingConfig:
     dtype: str | None = None
     compile: bool | None = None
     stop_check_every: int | None = None
+    token_healing: int | None = None
 
     def __post_init__(self) -> None:
         # Frozen dataclass: normalise through object.__setattr__ (lists → tuples so the
@@ -84,6 +102,7 @@ class SamplingConfig:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.stop_check_every is not None and int(self.stop_check_every) < 1:
             raise ValueError(f"stop_check_every must be >= 1, got {self.stop_check_every}")
+        object.__setattr__(self, "token_healing", normalize_token_healing(self.token_healing))
         if self.temperature == 0 and self.n != 1:
             warnings.warn(
                 f"temperature=0 is greedy decoding: every sample would be identical, so n={self.n} "
@@ -110,6 +129,7 @@ class SamplingConfig:
             "stop": list(self.stop),
             "seed": int(self.seed),
             "strip_prompt": bool(self.strip_prompt),
+            "token_healing": self.token_healing,
         }
 
     def to_dict(self) -> dict[str, Any]:

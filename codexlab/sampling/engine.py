@@ -1,4 +1,4 @@
-"""The sampling engine: n completions per prompt from any causal LM, fast, with log-probs.
+r"""The sampling engine: n completions per prompt from any causal LM, fast, with log-probs.
 
 What it is for: drawing the samples of the Codex protocol (see
 :class:`~codexlab.sampling.config.SamplingConfig`) from a Hugging Face
@@ -18,6 +18,14 @@ What it is for: drawing the samples of the Codex protocol (see
   checks every few steps so the device never waits on the host, and continuous batching: a
   slot whose sample finished takes the next sample (any prompt) at the next check, so no
   step is spent on finished rows beyond that; slot count from free memory.
+
+Token healing (:mod:`~codexlab.sampling.healing`, ``SamplingConfig.token_healing``): each
+prompt is backed off by its trailing token(s) once, at planning; every sample of the task
+shares the backed-off prompt (one prefill, shared-prefix attention unchanged), and the first
+generated token(s) are restricted to those re-producing the removed text by a boolean mask
+(one table row per row's progress; in static mode the first token is drawn on the host and the
+masked decode step is only used, as a second compiled graph, while a slot can still be
+healing, so a one-byte removal such as HumanEval's ``"\n"`` adds nothing to the graph).
 
 Determinism: each sample draws from its own stream of uniforms keyed by
 ``(seed, task_id, idx)`` (:mod:`~codexlab.sampling.rng`); step ``t`` uses uniform ``t``. A
@@ -45,6 +53,14 @@ import torch
 from codexlab.sampling import prefix as prefix_attn
 from codexlab.sampling.cache import SlotCache
 from codexlab.sampling.config import SamplingConfig
+from codexlab.sampling.healing import (
+    HealTable,
+    advance,
+    allowed_rows,
+    back_off,
+    default_token_healing,
+    vocab_bytes,
+)
 from codexlab.sampling.rng import batch_uniforms
 from codexlab.sampling.sampler import sample_step
 from codexlab.sampling.text import (
@@ -101,11 +117,16 @@ def _prompt_text(problem: Any) -> str:
 
 @dataclass
 class _Prompt:
-    """One prompt's tokens, its decoder, and (after prefill) its KV and next-token logits."""
+    """One prompt's tokens, its decoder, and (after prefill) its KV and next-token logits.
+
+    With token healing ``ids`` is the backed-off prompt and ``heal`` the removed bytes.
+    """
 
     task_id: str
     ids: list[int]
     decoder: CompletionDecoder
+    heal: bytes = b""
+    heal_text: str = ""
     kv: list[tuple[torch.Tensor, torch.Tensor]] | None = None
     logits: torch.Tensor | None = None
     dyn_cache: Any = None
@@ -122,7 +143,14 @@ class SamplingEngine:
             rows dropped; default off CUDA), ``"static"`` (fixed slots refilled as samples
             finish, fixed shapes for CUDA graphs; default on CUDA), or ``"dynamic"`` (the
             model's own ``DynamicCache``, one prompt per batch; used automatically for
-            sliding-window / non-standard caches).
+            sliding-window / non-standard caches). ``"static"`` runs on any device; off
+            CUDA (or with ``cfg.compile=False``) its step is eager, which is how its slot
+            logic is tested on a CPU.
+        shared_prefix: Shared-prefix attention (growing mode); default on for supported
+            architectures.
+
+    ``cfg.token_healing=None`` is resolved here from the model's ``name_or_path``
+    (:func:`~codexlab.sampling.healing.default_token_healing`); the runner passes it resolved.
     """
 
     def __init__(
@@ -162,8 +190,17 @@ class SamplingEngine:
         self._static: dict[str, Any] | None = None
         self.batch_size = 0
         self.eos_ids = self._eos_ids()
+        heal = cfg.token_healing
+        if heal is None:
+            heal = default_token_healing(getattr(model, "name_or_path", None)
+                                         or getattr(model.config, "_name_or_path", None))
+        #: Resolved ``token_healing`` (0 = off).
+        self.token_healing = int(heal)
+        self._heal_table: HealTable | None = None
+        self._heal_tensor: tuple[int, str, torch.Tensor, torch.Tensor] | None = None
+        self._compiled_heal: Any = None
         self.stats = {"prefill_tokens": 0, "decode_steps": 0, "row_steps": 0, "tokens": 0,
-                      "samples": 0, "seconds": 0.0}
+                      "samples": 0, "seconds": 0.0, "healed_prompts": 0}
 
     # -- setup ---------------------------------------------------------------------------
     def _slot_cache_supported(self) -> bool:
@@ -293,9 +330,54 @@ class SamplingEngine:
                     f"{task_id}: prompt of {len(ids)} tokens + max_new_tokens "
                     f"{self.cfg.max_new_tokens} exceeds the model's context of {limit} "
                     "tokens; lower max_new_tokens or leave this task out")
-            prompt = _Prompt(task_id, ids, CompletionDecoder(self.tokenizer, ids))
+            head, heal, heal_text = self._back_off(ids) if self.token_healing else (ids, b"", "")
+            prompt = _Prompt(task_id, head, CompletionDecoder(self.tokenizer, head, heal_text),
+                             heal=heal, heal_text=heal_text)
+            self.stats["healed_prompts"] += bool(heal)
             items.extend((prompt, int(i)) for i in idxs)
         return items
+
+    def _back_off(self, ids: list[int]) -> tuple[list[int], bytes, str]:
+        """Return (backed-off prompt ids, removed bytes, removed text) for token healing.
+
+        A prompt is left whole when nothing can be backed off, or when its removed ids would
+        not decode after the backed-off prompt to exactly the removed text (then the
+        completion could not be cut back to the text after the original prompt).
+        """
+        k, removed = back_off(vocab_bytes(self.tokenizer), ids, self.token_healing)
+        if not k:
+            return ids, b"", ""
+        head, text = ids[:-k], removed.decode("utf-8")
+        if CompletionDecoder(self.tokenizer, head).generated(ids[-k:]) != text:
+            return ids, b"", ""
+        return head, removed, text
+
+    def _heal_rows(self, prompts: list[_Prompt], vocab: int, device: torch.device
+                   ) -> dict[str, Any] | None:
+        """Return the healing table and each row's ``base``/``length`` (None: no healing).
+
+        Args:
+            prompts: The prompt of each row.
+            vocab: Logit width.
+            device: Where the sampling arithmetic runs.
+        """
+        if not any(p.heal for p in prompts):
+            return None
+        if self._heal_table is None or self._heal_table.vocab != vocab:
+            self._heal_table = HealTable(vocab_bytes(self.tokenizer), vocab)
+            self._heal_tensor = None
+        ht = self._heal_table
+        base = [ht.add(p.heal) for p in prompts]
+        cached = self._heal_tensor
+        if cached is None or cached[0] != ht.rows or cached[1] != str(device):
+            cached = (ht.rows, str(device), ht.tensor(device),
+                      torch.from_numpy(ht.token_len).to(device))
+            self._heal_tensor = cached
+        return {"table": cached[2], "token_len": cached[3],
+                "base": torch.tensor(base, dtype=torch.long, device=device),
+                "length": torch.tensor([len(p.heal) for p in prompts], dtype=torch.long,
+                                       device=device),
+                "max": max(len(p.heal) for p in prompts)}
 
     @torch.inference_mode()
     def run(self, problems: Mapping[str, Any], indices: Mapping[str, Iterable[int]] | None = None,
@@ -306,7 +388,9 @@ class SamplingEngine:
             problems: task_id → problem (``Problem``, dict with ``prompt``, or prompt string).
             indices: task_id → sample indices to draw; default ``range(cfg.n)`` for every task.
             progress: Show a tqdm bar with samples and new tokens/s.
-            return_tokens: Add ``token_ids`` (the recorded tokens) and ``prompt_ids`` to rows.
+            return_tokens: Add ``token_ids`` (the recorded tokens), ``prompt_ids`` (the
+                backed-off prompt with token healing) and ``heal_text`` (the removed text,
+                ``""`` without healing) to rows.
         """
         items = self.plan(problems, indices)
         if not items:
@@ -457,7 +541,7 @@ class SamplingEngine:
         if st is not None and st["cache"].length >= length and st["M"] == M:
             self.batch_size = st["cache"].rows
             return st
-        self._static, self._compiled = None, None
+        self._static, self._compiled, self._compiled_heal = None, None, None
         p0 = items[0][0]
         self._prefill(p0)
         rows = self.choose_batch_size(p0, length, len(items))
@@ -479,28 +563,72 @@ class SamplingEngine:
         }
         for name in ("mask", "pos", "tok", "step", "active", "U", "gen", "lps"):
             torch._dynamo.mark_static_address(st[name])
+        if self.token_healing:
+            # Per-slot healing progress; the allowed-set table is sized per run
+            # (:meth:`_static_heal_table`).
+            for name in ("heal_base", "heal_len", "heal_off"):
+                st[name] = torch.zeros((rows,), dtype=torch.long, device=dev)
+                torch._dynamo.mark_static_address(st[name])
         self._static = st
         return st
 
-    def _step_fn(self, st: dict[str, Any]) -> Any:
+    def _static_heal_table(self, st: dict[str, Any], items: list[tuple[_Prompt, int]]
+                           ) -> HealTable | None:
+        """Fill the static buffers' healing table for this run's prompts (None: no healing).
+
+        The table keeps a fixed address across runs (CUDA graphs); it is reallocated, and the
+        masked step recompiled, only when a run needs more rows than it has.
+        """
+        if not self.token_healing or not any(p.heal for p, _ in items):
+            return None
+        self._prefill(items[0][0])            # (already done unless the buffers were reused)
+        vocab = int(items[0][0].logits.shape[-1])
+        if self._heal_table is None or self._heal_table.vocab != vocab:
+            self._heal_table = HealTable(vocab_bytes(self.tokenizer), vocab)
+        ht = self._heal_table
+        for p, _ in items:
+            ht.add(p.heal)
+        dev = self.device
+        table = st.get("heal_table")
+        if table is None or table.shape[0] < ht.rows or table.shape[1] != vocab:
+            cap = max(ht.rows, 2 * (table.shape[0] if table is not None else 8))
+            table = torch.zeros((cap, vocab), dtype=torch.bool, device=dev)
+            torch._dynamo.mark_static_address(table)
+            st["heal_table"] = table
+            st["token_len"] = torch.from_numpy(ht.token_len).to(dev)
+            torch._dynamo.mark_static_address(st["token_len"])
+            self._compiled_heal = None
+        table[: ht.rows].copy_(ht.tensor(dev))
+        return ht
+
+    def _step_fn(self, st: dict[str, Any], heal: bool = False) -> Any:
         """Return the static decode step: forward one token per slot, then sample.
 
         Shapes never change and nothing reads back to the host, so it is compiled with
         ``mode="reduce-overhead"`` (CUDA graphs) when ``use_compile``; it falls back to eager
-        if compilation fails.
+        if compilation fails. ``heal=True`` gives the token-healing variant (a second graph),
+        which masks each slot's choice by its row of the healing table.
         """
-        if self._compiled is not None:
-            return self._compiled
+        attr = "_compiled_heal" if heal else "_compiled"
+        if getattr(self, attr) is not None:
+            return getattr(self, attr)
         cache, mask, pos, U = st["cache"], st["mask"], st["pos"], st["U"]
         cfg = self.cfg
+        if heal:
+            table, base, off, length = (st["heal_table"], st["heal_base"], st["heal_off"],
+                                        st["heal_len"])
 
         def step(tok: torch.Tensor, step_idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             logits = self._forward(tok, cache=cache, position_ids=pos, attention_mask=mask)
             # The input token is step s of its sample; the token drawn now is step s + 1.
             u = U.gather(1, step_idx.view(-1, 1) + 1).squeeze(1)
+            if heal:
+                allowed = allowed_rows(table, base, off, length)
+                return sample_step(logits, u, cfg.temperature, cfg.top_p, use_numpy=False,
+                                   allowed=allowed)
             return sample_step(logits, u, cfg.temperature, cfg.top_p, use_numpy=False)
 
-        self._compiled = step
+        setattr(self, attr, step)
         if self.use_compile:
             try:
                 if self.compile_backend == "inductor":
@@ -510,8 +638,8 @@ class SamplingEngine:
             except Exception as exc:  # noqa: BLE001 - compile is an optimisation only
                 warnings.warn(f"torch.compile unavailable ({exc}); decoding eagerly", stacklevel=2)
             else:
-                self._compiled = _eager_fallback(compiled, step)
-        return self._compiled
+                setattr(self, attr, _eager_fallback(compiled, step))
+        return getattr(self, attr)
 
     def _run_static(self, items: list[tuple[_Prompt, int]], return_tokens: bool
                     ) -> Iterator[dict[str, Any]]:
@@ -530,6 +658,9 @@ class SamplingEngine:
         step, active, U, gen, lps = st["step"], st["active"], st["U"], st["gen"], st["lps"]
         rows, width, length = cache.rows, U.shape[1], cache.length
         step_fn = self._step_fn(st)
+        ht = self._static_heal_table(st, items)
+        heal_fn = None
+        heal_left = 0                             # decode steps in which a slot may be healing
         queue = list(reversed(items))             # pop() takes the next work item
         left: dict[int, int] = {}                 # prompt -> items not yet started
         for p, _ in items:
@@ -547,6 +678,7 @@ class SamplingEngine:
                     todo.append((b, queue.pop()))
                 else:
                     slot[b] = None
+            nonlocal heal_left, heal_fn
             idle = [b for b in free if slot[b] is None]
             if idle:
                 ib = torch.tensor(idle, device=mask.device)
@@ -554,6 +686,8 @@ class SamplingEngine:
                 mask[ib] = False
                 mask[ib, length - 1] = True       # a frozen slot attends to one finite column
                 cache.cols[ib] = length - 1
+                if ht is not None:
+                    st["heal_len"][ib] = 0
             if not todo:
                 return
             groups: dict[int, tuple[_Prompt, list[int]]] = {}
@@ -577,7 +711,25 @@ class SamplingEngine:
             u_t = torch.from_numpy(u).to(U.device)
             U[tb] = u_t
             first = torch.stack([p.logits for _, (p, _i) in todo])
-            t0, lp0 = sample_step(first, u_t[:, 0], cfg.temperature, cfg.top_p, use_numpy=False)
+            allowed = None
+            if ht is not None:
+                hb = torch.tensor([ht.base.get(p.heal, 0) for _, (p, _i) in todo],
+                                  dtype=torch.long, device=mask.device)
+                hl = torch.tensor([len(p.heal) for _, (p, _i) in todo], dtype=torch.long,
+                                  device=mask.device)
+                st["heal_base"][tb] = hb
+                st["heal_len"][tb] = hl
+                longest = max(len(p.heal) for _, (p, _i) in todo)
+                if longest:
+                    allowed = allowed_rows(st["heal_table"], hb, torch.zeros_like(hb), hl)
+                if longest > 1:
+                    # The first token is drawn here; at most longest - 1 more can be healing.
+                    heal_left = max(heal_left, longest - 1)
+                    heal_fn = heal_fn or self._step_fn(st, heal=True)
+            t0, lp0 = sample_step(first, u_t[:, 0], cfg.temperature, cfg.top_p, use_numpy=False,
+                                  allowed=allowed)
+            if allowed is not None:
+                st["heal_off"][tb] = advance(torch.zeros_like(hl), hl, st["token_len"], t0)
             step[tb] = 0
             active[tb] = 1
             gen[tb, 0] = t0
@@ -594,7 +746,13 @@ class SamplingEngine:
             if since_check < self.check_every:
                 # One decode step for every slot: the current token sits at column cols.
                 mask.scatter_(1, cache.cols.view(-1, 1), True)
-                nxt, lp = step_fn(tok_buf, step)
+                if heal_left > 0:
+                    nxt, lp = heal_fn(tok_buf, step)
+                    st["heal_off"].copy_(advance(st["heal_off"], st["heal_len"],
+                                                 st["token_len"], nxt))
+                    heal_left -= 1
+                else:
+                    nxt, lp = step_fn(tok_buf, step)
                 step.add_(active)
                 cache.cols.add_(active)
                 pos.add_(active.view(-1, 1))
@@ -658,8 +816,24 @@ class SamplingEngine:
         synced = 0                                # gen columns [0, synced) are on the host
         eos_arr = np.array(sorted(self.eos_ids), dtype=np.int64)
         live_dev = None
+        heal = self._heal_rows([p for p, _ in batch], int(logits.shape[-1]), sdev)
+        if heal is not None:
+            heal["off"] = torch.zeros_like(heal["length"])
 
-        tok, lp = sample_step(logits.to(sdev), U[:, 0], cfg.temperature, cfg.top_p)
+        def choose(step_logits: torch.Tensor, u_t: torch.Tensor, t: int
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+            """Sample step t for the live rows, masked while a row may still be healing."""
+            if heal is None or t >= heal["max"]:   # each healing token has >= 1 byte
+                return sample_step(step_logits, u_t, cfg.temperature, cfg.top_p)
+            sel = live_dev if live_dev is not None else slice(None)
+            base, off, length = heal["base"][sel], heal["off"][sel], heal["length"][sel]
+            allowed = allowed_rows(heal["table"], base, off, length)
+            tok_t, lp_t = sample_step(step_logits, u_t, cfg.temperature, cfg.top_p,
+                                      allowed=allowed)
+            heal["off"][sel] = advance(off, length, heal["token_len"], tok_t)
+            return tok_t, lp_t
+
+        tok, lp = choose(logits.to(sdev), U[:, 0], 0)
         for t in range(M):
             if t > 0:
                 if self.mode == "growing":
@@ -676,12 +850,12 @@ class SamplingEngine:
                     cache.advance(1)
                     state["pos"].add_(1)
                     u_t = U[live_dev, t] if live_dev is not None else U[:, t]
-                    tok, lp = sample_step(out.to(sdev), u_t, cfg.temperature, cfg.top_p)
+                    tok, lp = choose(out.to(sdev), u_t, t)
                 else:
                     out = self._forward(tok.view(-1, 1).to(dev), cache=cache, position_ids=None,
                                         attention_mask=None)
                     u_t = U[live_dev, t] if live_dev is not None else U[:, t]
-                    tok, lp = sample_step(out.to(sdev), u_t, cfg.temperature, cfg.top_p)
+                    tok, lp = choose(out.to(sdev), u_t, t)
                 self.stats["decode_steps"] += 1
                 self.stats["row_steps"] += int(tok.shape[0])
             if live_dev is None:
@@ -777,6 +951,7 @@ class SamplingEngine:
         if return_tokens:
             row["token_ids"] = ids[:m].tolist()
             row["prompt_ids"] = list(p.ids)
+            row["heal_text"] = p.heal_text
         return row
 
 
@@ -833,11 +1008,14 @@ def sample_problems(model: Any, tokenizer: Any, problems: Mapping[str, Any],
         progress: Show a progress bar with new tokens/s.
         indices: task_id → sample indices to draw (default ``range(cfg.n)`` for each task);
             a resumed run passes the missing ones.
-        return_tokens: Also return ``token_ids`` and ``prompt_ids`` (tests, analysis).
+        return_tokens: Also return ``token_ids``, ``prompt_ids`` and ``heal_text`` (tests,
+            analysis; see :meth:`SamplingEngine.run`).
 
     Yields:
         Dicts with ``task_id``, ``idx``, ``completion``, ``n_tokens``, ``sum_logprob``,
-        ``mean_logprob``, ``finish_reason`` (in completion order, not index order).
+        ``mean_logprob``, ``finish_reason`` (in completion order, not index order). With
+        token healing the completion is the text after the original prompt and the log-probs
+        cover the healing token(s) too (see :class:`SamplingConfig`).
     """
     engine = SamplingEngine(model, tokenizer, cfg)
     yield from engine.run(problems, indices, progress=progress, return_tokens=return_tokens)

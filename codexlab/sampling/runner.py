@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from codexlab.sampling.config import SamplingConfig
+from codexlab.sampling.healing import default_token_healing
 
 
 class ModelLoadError(ValueError):
@@ -91,6 +92,38 @@ def _load_hint(name: str, why: str) -> str:
             "Hugging Face id that is in the local cache")
 
 
+def resolve_token_healing(cfg: SamplingConfig, model_name_or_path: str) -> SamplingConfig:
+    r"""Return ``cfg`` with ``token_healing`` decided: as given, else by the model.
+
+    ``None`` (the default) becomes 1 for a built-in codex-mini model (its v1 tokenizer merges
+    ``"\n"`` with the indentation that follows, and every HumanEval prompt ends with a bare
+    ``"\n"`` token) and 0 for any other model
+    (:func:`~codexlab.sampling.healing.default_token_healing`). Every caller that keys a
+    sample set (:func:`sample_to_store`, the CLI, the figure pipeline through it) resolves
+    here, so the default lives in one place.
+    """
+    if cfg.token_healing is not None:
+        return cfg
+    return cfg.replace(token_healing=default_token_healing(model_name_or_path))
+
+
+def sample_set_extra(cfg: SamplingConfig, model_name_or_path: str) -> dict[str, Any]:
+    """Return the ``extra`` part of a sample set's key for ``(model, cfg)``.
+
+    Holds what the store's fixed columns do not: ``strip_prompt`` and ``token_healing`` when
+    on (absent when off, so sets drawn before either existed keep their ids), and the weights
+    fingerprint of a local model. Sets that differ in any of these never share samples.
+    """
+    cfg = resolve_token_healing(cfg, model_name_or_path)
+    extra: dict[str, Any] = {"strip_prompt": True} if cfg.strip_prompt else {}
+    if cfg.token_healing:
+        extra["token_healing"] = int(cfg.token_healing)
+    fingerprint = weights_fingerprint(model_name_or_path)
+    if fingerprint:
+        extra["weights"] = fingerprint
+    return extra
+
+
 def prompts_sha256(problems: Mapping[str, Any]) -> str:
     """Hash of the task ids and prompts (used when the caller has no file hash)."""
     h = hashlib.sha256()
@@ -155,7 +188,8 @@ def sample_to_store(
     """Draw the samples a store lacks for ``(model, problems, cfg)``; return the set id.
 
     Resumable: the sample set (model, temperature, top_p, seed, max_new_tokens, stop,
-    problems hash) is the cache unit; only indices ``< cfg.n`` missing from it are drawn, and
+    problems hash, and :func:`sample_set_extra`: strip_prompt, token healing, weights) is the
+    cache unit; only indices ``< cfg.n`` missing from it are drawn, and
     because each sample's randomness is keyed by ``(seed, task_id, idx)`` a resumed run
     produces exactly what an uninterrupted one would have. Finished samples are committed in
     one transaction every ``commit_every_s`` seconds or ``commit_rows`` rows, so a SIGKILL
@@ -164,7 +198,8 @@ def sample_to_store(
     Args:
         model_name_or_path: Built-in name, local folder or Hugging Face id.
         problems: task_id → problem (only these tasks are sampled).
-        cfg: Sampling settings (``cfg.n`` is the target count per task).
+        cfg: Sampling settings (``cfg.n`` is the target count per task;
+            ``token_healing=None`` is resolved by :func:`resolve_token_healing`).
         store: A :class:`codexlab.store.Store` or a path to one.
         progress: Show a progress bar.
         problems_sha256: Hash of the problems file (``resolve_problems`` info); default: a
@@ -195,10 +230,8 @@ def _sample_into(st: Any, model_name_or_path: str, problems: Mapping[str, Any],
                  model_and_tokenizer: tuple[Any, Any] | None, commit_every_s: float,
                  commit_rows: int) -> str:
     """Body of :func:`sample_to_store` with an open store."""
-    extra: dict[str, Any] = {"strip_prompt": True} if cfg.strip_prompt else {}
-    fingerprint = weights_fingerprint(model_name_or_path)
-    if fingerprint:
-        extra["weights"] = fingerprint
+    cfg = resolve_token_healing(cfg, model_name_or_path)
+    extra = sample_set_extra(cfg, model_name_or_path)
     set_id = st.ensure_sample_set(
         model=model_key(model_name_or_path), temperature=cfg.temperature, top_p=cfg.top_p,
         seed=cfg.seed, max_new_tokens=cfg.max_new_tokens, stop=list(cfg.stop),
@@ -257,6 +290,8 @@ def _sample_into(st: Any, model_name_or_path: str, problems: Mapping[str, Any],
         summary.update({"added": added, "todo": todo, "tokens": s["tokens"],
                         "seconds": round(s["seconds"], 3), "tokens_per_s": rate,
                         "batch_size": engine.batch_size, "engine_mode": engine.mode,
-                        "shared_prefix": engine.shared_prefix})
+                        "shared_prefix": engine.shared_prefix,
+                        "token_healing": engine.token_healing,
+                        "healed_prompts": s.get("healed_prompts", 0)})
         st.finish_run(run_id, status=status, summary=summary)
     return set_id

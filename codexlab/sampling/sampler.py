@@ -89,6 +89,7 @@ def sample_step(
     top_p: float,
     *,
     use_numpy: bool | None = None,
+    allowed: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Choose the next token of every row and return it with its raw log-probability.
 
@@ -99,20 +100,26 @@ def sample_step(
         top_p: Nucleus mass in (0, 1].
         use_numpy: Sort with numpy; default when the logits are on the CPU (the CPU path
             also takes a data-dependent branch for exact ties, which graphs cannot).
+        allowed: Optional ``(rows, vocab)`` boolean mask (token healing): the choice is made
+            from the model's distribution restricted to the allowed tokens and renormalised
+            over them (greedy: the most likely allowed token), then temperature and the
+            nucleus apply as usual. Every row must allow at least one token. The returned
+            log-probs stay those of the unrestricted raw model.
 
     Returns:
         ``(tokens, logprobs)``: int64 ``(rows,)`` tokens and float32 ``(rows,)`` log-probs of
-        those tokens under ``log_softmax(logits)`` (temperature 1, no nucleus), which is what
-        ranking by mean/sum log-prob uses.
+        those tokens under ``log_softmax(logits)`` (temperature 1, no nucleus, no healing
+        mask), which is what ranking by mean/sum log-prob uses.
     """
     logits = logits.float()
     if use_numpy is None:
         use_numpy = logits.device.type == "cpu"
     raw_lse = torch.logsumexp(logits, dim=-1)
+    choice = logits if allowed is None else logits.masked_fill(~allowed, float("-inf"))
     if temperature == 0:
-        tokens = logits.argmax(dim=-1)
+        tokens = choice.argmax(dim=-1)
     else:
-        probs = torch.softmax(logits / temperature, dim=-1)
+        probs = torch.softmax(choice / temperature, dim=-1)
         neg = sorted_neg(probs, use_numpy=use_numpy).to(probs.device)
         desc = -neg
         last, cdf = nucleus_size(desc, top_p)

@@ -5,6 +5,11 @@ What it is for: deciding, for one sample, where generation ended and what is sto
 * the completion is the decoded text of the generated tokens (decoded together with the last
   few prompt tokens and that prefix removed, so that SentencePiece-style tokenizers keep the
   leading space of the first generated word), cut before the earliest stop sequence;
+* with token healing (:mod:`~codexlab.sampling.healing`) the prompt was backed off by a text
+  ``R`` that the first generated tokens re-produce; ``R`` is removed from the start of the
+  generated text, so the completion is exactly the text after the *original* prompt
+  (``prompt + completion`` is what the model wrote) and stop sequences are matched on it as
+  without healing. Until the generated text covers ``R`` the completion is empty;
 * stop sequences are matched on decoded *text*, so one spanning several tokens is found;
 * the recorded tokens (``n_tokens`` and the log-prob sums) are every token sampled until
   generation ended: up to and including the token that completed the first stop sequence,
@@ -39,17 +44,21 @@ class CompletionDecoder:
 
     Args:
         tokenizer: A Hugging Face tokenizer.
-        prompt_ids: The prompt's token ids (only the last :data:`CONTEXT_TOKENS` are used).
+        prompt_ids: The prompt's token ids (only the last :data:`CONTEXT_TOKENS` are used);
+            with token healing, the backed-off prompt's.
+        skip: Token healing's removed text ``R``: dropped from the start of the generated
+            text (see the module docstring).
     """
 
-    def __init__(self, tokenizer: Any, prompt_ids: Sequence[int]) -> None:
+    def __init__(self, tokenizer: Any, prompt_ids: Sequence[int], skip: str = "") -> None:
         self.tokenizer = tokenizer
         self.context = list(prompt_ids[-CONTEXT_TOKENS:])
         self.context_text = tokenizer.decode(self.context, skip_special_tokens=True)
+        self.skip = skip
         self._rust = _rust_decoder(tokenizer, list(prompt_ids))
 
-    def decode(self, ids: Sequence[int]) -> str:
-        """Return the text that ``ids`` add after the prompt."""
+    def generated(self, ids: Sequence[int]) -> str:
+        """Return the text that ``ids`` add after the (backed-off) prompt, ``R`` included."""
         full = self.tokenizer.decode(self.context + list(ids), skip_special_tokens=True)
         if full.startswith(self.context_text):
             return full[len(self.context_text):]
@@ -57,12 +66,26 @@ class CompletionDecoder:
         # normalisers): decode the generated ids alone.
         return self.tokenizer.decode(list(ids), skip_special_tokens=True)
 
+    def after_prompt(self, text: str) -> str:
+        """Map generated text to the text after the original prompt (drop ``R``)."""
+        if not self.skip:
+            return text
+        if text.startswith(self.skip):
+            return text[len(self.skip):]
+        # Healing not finished (a strict prefix of R, possibly ending in a partial
+        # character): nothing after the original prompt yet.
+        return ""
+
+    def decode(self, ids: Sequence[int]) -> str:
+        """Return the text that ``ids`` add after the original prompt."""
+        return self.after_prompt(self.generated(ids))
+
     def decode_many(self, seqs: Sequence[Sequence[int]]) -> list[str]:
         """Decode several id sequences at once (one Rust call for fast tokenizers)."""
         fulls = self.raw_many([self.context + list(s) for s in seqs])
         n = len(self.context_text)
         return [
-            f[n:] if f.startswith(self.context_text) else self.decode(s)
+            self.after_prompt(f[n:]) if f.startswith(self.context_text) else self.decode(s)
             for f, s in zip(fulls, seqs, strict=True)
         ]
 
