@@ -144,7 +144,7 @@ class FigureConfig:
         """Return the model names/paths, expanding empty ``models`` to the built-in family."""
         if self.models:
             return self.models
-        from codexlab.pipeline import builtin_model_names, compact_model_names
+        from codexlab.models.registry import builtin_model_names, compact_model_names
 
         # Without weights (a fresh clone re-plotting committed results), the models are the
         # ones the committed compact table of this mode holds.
@@ -163,7 +163,7 @@ class FigureConfig:
 
     def reference_label(self) -> str:
         """Return the short name the reference model is shown under in tables."""
-        from codexlab.pipeline import model_label
+        from codexlab.models.registry import model_label
 
         return model_label(self.reference())
 

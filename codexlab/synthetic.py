@@ -69,7 +69,8 @@ def make_synthetic_run(
         A :class:`FigureConfig` whose grid is complete in the store (sampled, executed, BLEU).
     """
     from codexlab.metrics import bleu
-    from codexlab.pipeline import load_problems, model_label
+    from codexlab.models.registry import model_label
+    from codexlab.pipeline import load_problems
     from codexlab.store import Store
 
     root = Path(root)

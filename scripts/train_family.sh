@@ -2,11 +2,13 @@
 # Train -- or continue training -- the whole built-in codex-mini family in one command.
 #
 # Builds (or reuses) the decontaminated corpus cache, then trains every size in turn, small to
-# large, each for its own wall-clock budget, and refreshes data/loss_scaling.csv + fit.
+# large, each for its own wall-clock budget, and refreshes data/loss_scaling.csv + fit. On a lent
+# GPU machine use scripts/gpu_train.sh instead (corpus + both stages of every size in one call,
+# sizes concurrent, parts sized for the device tool).
 #
 # Environment knobs (all optional):
-#   BUDGET_SCALE  multiply each size's preset CPU minutes (0.1m: 8, 0.4m: 14, 1.3m: 24, 3m: 40);
-#                 default 1.0
+#   BUDGET_SCALE  multiply each size's preset CPU minutes (v2: 0.2m: 10, 1.2m: 20, 4.7m: 45,
+#                 14m: 120, 25m: 200; `codexlab train --list`); default 1.0
 #   TIME_BUDGET   seconds per size instead (the same for every size)
 #   RESUME=1      continue from the weights in the output folder (keeps their tokenizer)
 #   OUT           train in this folder instead of data/models; with RESUME=1 the shipped models
@@ -18,12 +20,12 @@
 #                 `codexlab train --scaling-only`.
 #   NICE          niceness (default 19 on CPU-only machines, 0 with a GPU)
 #   PYTHON        interpreter (default .venv/bin/python, else python3)
-# Any further arguments go to `codexlab train` (e.g. --batch-size 64 --sizes codex-mini-3m).
+# Any further arguments go to `codexlab train` (e.g. --batch-size 64 --sizes codex-mini-1.2m,
+# --tokenizer data/tokenizer/codex-mini-v2.json to keep the shipped BPE, --stage functions).
 #
 # Examples:
-#   scripts/train_family.sh                                  # the CPU family (~90 min)
-#   RESUME=1 BUDGET_SCALE=0.06 OUT=/tmp/cm PACK_TO=$OUT scripts/train_family.sh \
-#       --batch-size 64                    # GPU: ~29/50/86/144 s for the four sizes
+#   scripts/train_family.sh --sizes codex-mini-0.2m,codex-mini-1.2m   # the small CPU sizes
+#   RESUME=1 TIME_BUDGET=600 scripts/train_family.sh   # 10 more minutes for every shipped size
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

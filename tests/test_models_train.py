@@ -1,4 +1,4 @@
-"""Toy training run, save -> load round trip, model cards, scaling fit, name resolution."""
+"""Toy training, save -> load, cards, scaling fit, names, exact resume, WSD, loss weights."""
 
 from __future__ import annotations
 
@@ -216,3 +216,222 @@ def test_family_readme_lists_the_cards_humaneval() -> None:
     # A model without a measured entry is not given invented numbers.
     assert "| m-small | 0." not in text
     assert "pass@100" not in render_family_readme(rows, {}, {})
+
+
+# -- v2 recipe: exact resume, WSD, prompt-loss weight, optimizers, config validation ----------
+def _toy_cfg(out: Path, data_dir: Path, **kw):
+    from codexlab.models.configs import toy_size
+    from codexlab.models.training import TrainConfig
+
+    base = dict(size="codex-mini-toy", size_spec=toy_size(), out_dir=out, data_dir=data_dir,
+                seq_len=32, batch_size=8, max_tokens=8 * 32 * 12, warmup_steps=3,
+                eval_every_s=1e9, progress=False, humaneval_limit=2, command="pytest")
+    return TrainConfig(**{**base, **kw})
+
+
+@pytest.mark.parametrize("optimizer", ["muon", "adamw"])
+def test_interrupted_run_resumes_bit_identically(toy_model: tuple[Path, dict], tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch,
+                                                 optimizer: str) -> None:
+    """SIGTERM midway, then resume=True: the same weights as an uninterrupted run, bit for bit."""
+    import os
+    import signal
+
+    import torch
+
+    from codexlab.models import training
+    from codexlab.models.training import TrainingInterrupted, train
+
+    data_dir = toy_model[0].parents[1] / "cache"
+    straight = train(_toy_cfg(tmp_path / "a", data_dir, optimizer=optimizer))
+    # Both optimizers learn: the held-out loss falls well below its start within 12 steps.
+    hist = straight["training"]["stages"][0]["history"]
+    assert hist[-1]["heldout_loss"] < hist[0]["heldout_loss"] - 0.5
+
+    real = training._lr_factor
+
+    def term_at_step_5(step: int, *args, **kw) -> float:
+        if step == 5:  # the signal arrives mid-step; the loop stops after this step
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real(step, *args, **kw)
+
+    monkeypatch.setattr(training, "_lr_factor", term_at_step_5)
+    with pytest.raises(TrainingInterrupted, match="interrupted at step 6"):
+        train(_toy_cfg(tmp_path / "b", data_dir, optimizer=optimizer))
+    monkeypatch.setattr(training, "_lr_factor", real)
+    assert not (tmp_path / "b" / "config.json").exists()  # only the state was saved
+    resumed = train(_toy_cfg(tmp_path / "b", data_dir, optimizer=optimizer, resume=True))
+
+    a = torch.load(tmp_path / "a" / training.STATE_FILE, weights_only=False)
+    b = torch.load(tmp_path / "b" / training.STATE_FILE, weights_only=False)
+    assert a["finished"] and b["finished"] and a["step"] == b["step"] == 12
+    assert a["model"].keys() == b["model"].keys()
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
+    assert resumed["eval"]["heldout_loss"] == straight["eval"]["heldout_loss"]
+    assert resumed["training"]["tokens_seen"] == straight["training"]["tokens_seen"]
+    assert len(resumed["training"]["stages"]) == 1  # one stage, continued, not a new one
+
+
+def test_interrupt_outside_a_step_boundary_saves_no_state(toy_model: tuple[Path, dict],
+                                                          tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """A KeyboardInterrupt raised inside a step (a second Ctrl-C) must not save a torn state."""
+    from codexlab.models import training
+    from codexlab.models.training import TrainingInterrupted, train
+
+    real = training._lr_factor
+
+    def boom(step: int, *args, **kw) -> float:
+        if step == 3:
+            raise KeyboardInterrupt
+        return real(step, *args, **kw)
+
+    monkeypatch.setattr(training, "_lr_factor", boom)
+    with pytest.raises(TrainingInterrupted, match="no state saved"):
+        train(_toy_cfg(tmp_path / "c", toy_model[0].parents[1] / "cache"))
+    assert not (tmp_path / "c" / training.STATE_FILE).exists()
+
+
+def test_wsd_and_cosine_schedule_values() -> None:
+    from codexlab.models.training import _lr_factor
+
+    wsd = dict(warmup=10, min_frac=0.1, schedule="wsd", decay_frac=0.2)
+    assert _lr_factor(0, 0.0, **wsd) == pytest.approx(0.1)  # warm-up: (step + 1) / warmup
+    assert _lr_factor(4, 0.0, **wsd) == pytest.approx(0.5)
+    assert _lr_factor(50, 0.3, **wsd) == 1.0  # stable
+    assert _lr_factor(50, 0.8, **wsd) == pytest.approx(1.0)  # the cool-down starts here
+    # Halfway through the cool-down: min + (1 - min) (1 - sqrt(0.5)).
+    assert _lr_factor(50, 0.9, **wsd) == pytest.approx(0.1 + 0.9 * (1 - math.sqrt(0.5)))
+    assert _lr_factor(50, 1.0, **wsd) == pytest.approx(0.1)
+    assert _lr_factor(50, 1.7, **wsd) == pytest.approx(0.1)  # clamped past the end
+    values = [_lr_factor(50, p / 100, **wsd) for p in range(101)]
+    assert all(a >= b for a, b in zip(values, values[1:], strict=False))
+    cos = dict(warmup=10, min_frac=0.1, schedule="cosine")
+    assert _lr_factor(50, 0.0, **cos) == pytest.approx(1.0)
+    assert _lr_factor(50, 0.5, **cos) == pytest.approx(0.55)
+    assert _lr_factor(50, 1.0, **cos) == pytest.approx(0.1)
+
+
+def test_prompt_loss_weight_on_masked_targets() -> None:
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+
+    from codexlab.models.training import token_weights, weighted_loss
+
+    mask = np.array([0, 0, 1, 1, 1], dtype=np.uint8)  # two prompt targets, three completion
+    assert token_weights(mask, 0.2).tolist() == pytest.approx([0.2, 0.2, 1, 1, 1])
+    assert token_weights(mask, 1.0).tolist() == [1.0] * 5
+    torch.manual_seed(0)
+    logits = torch.randn(5, 11)
+    targets = torch.tensor([1, 2, 3, 4, 5])
+    w0 = torch.from_numpy(token_weights(mask, 0.0))
+    ce = F.cross_entropy(logits, targets, reduction="none")
+    # Weight 0: the mean over completion targets alone; prompt logits do not matter.
+    assert weighted_loss(logits, targets, w0).item() == pytest.approx(ce[2:].mean().item())
+    other = logits.clone()
+    other[:2] = torch.randn(2, 11) * 10
+    assert weighted_loss(other, targets, w0).item() == pytest.approx(ce[2:].mean().item())
+    # Weight 1 is plain language modelling; 0.2 lies in between.
+    w1 = torch.from_numpy(token_weights(mask, 1.0))
+    assert weighted_loss(logits, targets, w1).item() == pytest.approx(ce.mean().item())
+    expected = (0.2 * ce[:2].sum() + ce[2:].sum()) / (0.2 * 2 + 3)
+    assert weighted_loss(logits, targets, torch.from_numpy(token_weights(mask, 0.2))).item() \
+        == pytest.approx(expected.item())
+    assert weighted_loss(logits, targets).item() == pytest.approx(ce.mean().item())
+
+
+def test_prompt_loss_weight_changes_the_function_stage_loss(toy_model: tuple[Path, dict],
+                                                            tmp_path: Path) -> None:
+    from codexlab.models.data import PreparedData
+    from codexlab.models.functions import prepare_functions
+    from codexlab.models.training import train
+
+    data = PreparedData(toy_model[0].parents[1] / "cache")
+    prepare_functions(data, workers=1, progress=False)
+    assert data.loss_mask("functions") is not None
+    first = {}
+    for w in (0.0, 1.0):
+        card = train(_toy_cfg(tmp_path / f"w{w}", data.root, split="functions",
+                              prompt_loss_weight=w, max_tokens=8 * 32))
+        first[w] = card["training"]["stages"][0]["history"][0]["train_loss"]
+        assert card["training"]["stages"][0]["prompt_loss_weight"] == (w if w < 1 else None)
+    assert first[0.0] != pytest.approx(first[1.0], abs=1e-3)  # same init, other tokens weighed
+
+
+@pytest.mark.parametrize("field,value,match", [
+    ("optimizer", "sgd", "optimizer must be"),
+    ("schedule", "linear", "schedule must be"),
+    ("prompt_loss_weight", 1.5, "prompt_loss_weight"),
+    ("prompt_loss_weight", -0.1, "prompt_loss_weight"),
+    ("decay_frac", 0.0, "decay_frac"),
+    ("decay_frac", 1.5, "decay_frac"),
+])
+def test_train_config_rejects_bad_settings(tmp_path: Path, field: str, value: object,
+                                           match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        _toy_cfg(tmp_path, tmp_path, **{field: value})
+
+
+def test_train_needs_a_budget(tmp_path: Path) -> None:
+    from codexlab.models.training import train
+
+    with pytest.raises(ValueError, match="budget"):
+        train(_toy_cfg(tmp_path, tmp_path, max_tokens=None, time_budget_s=None))
+
+
+# -- model registry (codexlab.models.registry) -------------------------------------------------
+def test_config_names_models_without_importing_the_pipeline() -> None:
+    """codexlab.config resolves models through codexlab.models, never codexlab.pipeline."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "import codexlab.config as c\n"
+        "cfg = c.figure_config('quick')\n"
+        "models = cfg.resolved_models()\n"
+        "print(cfg.reference_label(), len(models))\n"
+        "bad = [m for m in ('codexlab.pipeline', 'torch', 'pandas') if m in sys.modules]\n"
+        "assert not bad, bad\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+
+
+def test_registry_helpers(tmp_path: Path) -> None:
+    import struct
+
+    from codexlab import pipeline
+    from codexlab.models import (
+        card_fields,
+        compact_model_names,
+        model_aliases,
+        model_dir,
+        model_label,
+        params_from_weights,
+    )
+
+    class Cfg:
+        def compact_results_dir(self) -> Path:
+            return tmp_path
+
+    assert compact_model_names(Cfg()) == []
+    (tmp_path / "models.csv").write_text(
+        "model,params_total\nbig,3000\nunknown,\nsmall,10\nmid,200\n")
+    assert compact_model_names(Cfg()) == ["small", "mid", "big", "unknown"]
+    d = tmp_path / "m"
+    d.mkdir()
+    header = json.dumps({"model.embed_tokens.weight": {"dtype": "BF16", "shape": [10, 4],
+                                                       "data_offsets": [0, 80]},
+                         "model.layers.0.w": {"dtype": "BF16", "shape": [4, 4],
+                                              "data_offsets": [80, 112]}}).encode()
+    (d / "model.safetensors").write_bytes(struct.pack("<Q", len(header)) + header + bytes(112))
+    assert params_from_weights(d) == {"total": 56, "non_embedding": 16}
+    assert model_dir(str(d)) == d and model_dir("org/hub-id") is None
+    assert model_label(str(d)) == "m" and model_label("org/hub-id") == "org/hub-id"
+    assert {str(d), "m"} <= model_aliases(str(d))
+    assert card_fields({"params": {"total": 5}, "eval": {"heldout_loss": 2.0}})["params_total"] == 5
+    assert card_fields({"params_total": 7})["params_total"] == 7
+    assert pipeline.model_label is model_label  # the old import location keeps working

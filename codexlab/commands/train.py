@@ -7,6 +7,8 @@ Examples::
     codexlab train --size codex-mini-3m --resume --time-budget 600   # continue saved weights
     codexlab train --family --budget-scale 1.0        # every size, its preset CPU minutes
     codexlab train --family --time-budget 120 --resume  # every size, 120 s more each
+    codexlab train --prepare-only --stage functions --tokenizer data/tokenizer/codex-mini-v2.json
+                                                       # corpus with the shipped BPE + function set
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     what.add_argument("--family", action="store_true", help="train every size, small to large")
     what.add_argument("--list", action="store_true", help="list the sizes and exit")
     what.add_argument("--prepare-only", action="store_true",
-                      help="only build the corpus cache (corpus, tokenizer, token files)")
+                      help="only build the corpus cache (corpus, tokenizer, token files); with "
+                           "--stage functions also the function-level set")
     what.add_argument("--scaling-only", action="store_true",
                       help="only refresh data/loss_scaling.csv + fit from the shipped cards")
     p.add_argument("--sizes", help="with --family: comma-separated subset of sizes")
@@ -49,6 +52,12 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="corpus cache; default <results>/codex-mini-corpus")
     p.add_argument("--rebuild-data", action="store_true", help="rebuild the corpus cache")
     p.add_argument("--max-files", type=int, help="cap the corpus (quick runs)")
+    p.add_argument("--tokenizer", metavar="FILE",
+                   help="use this tokenizers JSON (e.g. data/tokenizer/codex-mini-v2.json) "
+                        "instead of training a BPE; a cache built with another one is rebuilt")
+    p.add_argument("--roots", metavar="DIR", action="append",
+                   help="corpus source folder (repeatable; default: this interpreter's stdlib "
+                        "and site-packages)")
     p.add_argument("--vocab-size", type=int, default=8192)
     p.add_argument("--seq-len", type=int, default=512)
     p.add_argument("--batch-size", type=int, default=16, help="sequences per step")
@@ -118,6 +127,23 @@ def run(args: argparse.Namespace) -> int:
     if args.resume:
         tokenizer_file = next((d / "tokenizer.json" for d in out_dirs.values()
                                if (d / "tokenizer.json").exists()), None)
+    if args.tokenizer:
+        given = Path(args.tokenizer)
+        if not given.is_file():
+            print(f"codexlab train: --tokenizer {given}: no such file", file=sys.stderr)
+            return 2
+        if tokenizer_file is not None:
+            from codexlab.models.tokenizer import load_tokenizer
+
+            if load_tokenizer(given).get_vocab() != load_tokenizer(tokenizer_file).get_vocab():
+                print(f"codexlab train: --tokenizer {given} differs from the tokenizer of the "
+                      f"model being resumed ({tokenizer_file})", file=sys.stderr)
+                return 2
+        tokenizer_file = given
+    roots = [Path(r) for r in args.roots] if args.roots else None
+    if roots and (missing := [str(r) for r in roots if not r.is_dir()]):
+        print(f"codexlab train: --roots: not a folder: {', '.join(missing)}", file=sys.stderr)
+        return 2
 
     if args.threads:
         import torch
@@ -129,7 +155,7 @@ def run(args: argparse.Namespace) -> int:
     from codexlab.models.training import TrainConfig, TrainingInterrupted, train
 
     data = prepare_data(Path(args.data_dir) if args.data_dir else default_cache_dir(),
-                        vocab_size=args.vocab_size, max_files=args.max_files,
+                        roots=roots, vocab_size=args.vocab_size, max_files=args.max_files,
                         force=args.rebuild_data, progress=not args.no_progress,
                         tokenizer_file=tokenizer_file)
     if args.stage == "functions":

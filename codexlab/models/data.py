@@ -157,13 +157,18 @@ def prepare_data(
         raise ValueError("token files are uint16; vocab_size must be < 65536")
     tok.save(str(data.tokenizer_path))
     t_tok = time.time() - t1
-    measure_train = _sample(corpus.texts, train_idx, MEASURE_SAMPLE_BYTES)
     held_texts = [corpus.texts[i] for i in held_idx]
-    measure = measure_space_token_reduction(measure_train, held_texts, vocab_size)
-    measure["note"] = (
-        "both tokenizers trained on the same sample of the training split "
-        f"(~{MEASURE_SAMPLE_BYTES / 1e6:.0f} MB), counted on the whole held-out split"
-    )
+    if given is None:
+        measure_train = _sample(corpus.texts, train_idx, MEASURE_SAMPLE_BYTES)
+        measure = measure_space_token_reduction(measure_train, held_texts, vocab_size)
+        measure["note"] = (
+            "every tokenizer trained on the same sample of the training split "
+            f"(~{MEASURE_SAMPLE_BYTES / 1e6:.0f} MB), counted on the whole held-out split"
+        )
+    else:
+        # The tokenizer was measured where it was trained; training three more BPEs here
+        # would only cost time (on the GPU machine, time taken from training).
+        measure = {"note": f"not measured: tokenizer given ({tokenizer_file})"}
     if progress:
         print(f"tokenizer trained in {t_tok:.0f}s; space-run tokens: {measure}", flush=True)
 

@@ -47,6 +47,16 @@ def fit_power_law(n: Sequence[float], loss: Sequence[float]) -> dict[str, float]
             "r2": 1 - ss_res / ss_tot if ss_tot else 1.0}
 
 
+def newest_family(models: dict[str, Path]) -> dict[str, Path]:
+    """Return the models whose card has the highest ``family_version`` (1 when absent)."""
+    from codexlab.models.card import read_model_card
+
+    versions = {name: int(read_model_card(path).get("family_version") or 1)
+                for name, path in models.items()}
+    top = max(versions.values(), default=1)
+    return {name: path for name, path in models.items() if versions[name] == top}
+
+
 def scaling_rows(models: dict[str, Path]) -> list[dict]:
     """Return one row per model card (see :data:`COLUMNS`)."""
     from codexlab.models.card import read_model_card
@@ -71,7 +81,9 @@ def write_scaling_data(models: dict[str, Path] | None = None, csv_path: Path = S
     """Write the loss points, the power-law fits and the family README; return the fit JSON.
 
     Args:
-        models: Name -> folder; default the shipped models.
+        models: Name -> folder; default the shipped models of the newest family version
+            present (a v1 model left beside v2 ones was trained on another tokenizer and
+            corpus, so its loss is not on the same scale).
         csv_path: Where the points go.
         fit_path: Where the fit JSON goes.
         family_readme: Also write ``README.md`` beside the models (their common folder).
@@ -79,7 +91,7 @@ def write_scaling_data(models: dict[str, Path] | None = None, csv_path: Path = S
     if models is None:
         from codexlab.models import builtin_models
 
-        models = builtin_models()
+        models = newest_family(builtin_models())
     rows = [r for r in scaling_rows(models) if r["heldout_loss"] and r["non_embedding_params"]]
     csv_path.parent.mkdir(parents=True, exist_ok=True)
     with open(csv_path, "w", newline="") as fh:

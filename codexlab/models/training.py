@@ -114,6 +114,8 @@ class TrainConfig:
         prompt_loss_weight: Loss weight of prompt tokens where the split has a mask (the
             function-level set); 1 trains on them as on any token.
         size_spec: Use this preset instead of looking ``size`` up (tests, toy runs).
+        humaneval_limit: Measure the HumanEval-text loss on the first N problems only (toy
+            runs; None: all 164).
     """
 
     size: str
@@ -144,6 +146,7 @@ class TrainConfig:
     decay_frac: float = 0.2
     prompt_loss_weight: float = 1.0
     size_spec: ModelSize | None = None
+    humaneval_limit: int | None = None
 
     def __post_init__(self) -> None:
         if self.optimizer not in ("muon", "adamw"):
@@ -211,7 +214,7 @@ def windows_loss(model, windows: np.ndarray, device, autocast_dtype, batch: int 
             w = torch.from_numpy(windows[i : i + batch]).to(device)
             with torch.autocast(device.type, dtype=autocast_dtype or torch.float32,
                                 enabled=autocast_dtype is not None):
-                logits = model(input_ids=w[:, :-1]).logits
+                logits = model(input_ids=w[:, :-1], use_cache=False).logits
             loss = F.cross_entropy(logits.float().reshape(-1, logits.size(-1)),
                                    w[:, 1:].reshape(-1), reduction="sum")
             total += loss.item()
@@ -242,7 +245,7 @@ def humaneval_text_loss(model, hf_tok, device, autocast_dtype, problems=None) ->
             x = torch.tensor([ids], device=device)
             with torch.autocast(device.type, dtype=autocast_dtype or torch.float32,
                                 enabled=autocast_dtype is not None):
-                logits = model(input_ids=x[:, :-1]).logits
+                logits = model(input_ids=x[:, :-1], use_cache=False).logits
             total += F.cross_entropy(logits.float()[0], x[0, 1:], reduction="sum").item()
             count += len(ids) - 1
             n_bytes += len(text.encode())
@@ -310,29 +313,71 @@ def _optimizer_text(cfg: TrainConfig) -> str:
 
 
 class _Interrupt:
-    """Turn SIGTERM into a flag while training, so the run saves its state and stops."""
+    """Turn SIGTERM and a first Ctrl-C into a flag while training.
+
+    The loop checks the flag between optimizer steps, so the saved state is always that of a
+    finished step: a ``KeyboardInterrupt`` raised in the middle of a step (after some
+    optimizers stepped, or with gradients accumulated) would save a state that no exact
+    resume can continue from. A second Ctrl-C interrupts at once, without saving.
+    """
+
+    _SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
     def __init__(self) -> None:
         self.hit = False
-        self._old: Any = None
+        self._old: dict[int, Any] = {}
 
     def __enter__(self) -> _Interrupt:
-        try:
-            self._old = signal.signal(signal.SIGTERM, self._handle)
-        except ValueError:  # not the main thread
-            self._old = None
+        for sig in self._SIGNALS:
+            try:
+                self._old[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread
+                pass
         return self
 
     def _handle(self, signum: int, frame: Any) -> None:
         self.hit = True
+        if signum == signal.SIGINT:  # the next Ctrl-C raises KeyboardInterrupt at once
+            signal.signal(signal.SIGINT, self._old.get(signal.SIGINT, signal.default_int_handler))
 
     def __exit__(self, *exc: Any) -> None:
-        if self._old is not None:
-            signal.signal(signal.SIGTERM, self._old)
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+        self._old = {}
 
 
 class TrainingInterrupted(RuntimeError):
-    """Raised after an interrupted run saved its exact-resume state."""
+    """Raised after an interrupted run stopped (its exact-resume state saved when it could be)."""
+
+
+def token_weights(mask: np.ndarray, prompt_loss_weight: float) -> np.ndarray:
+    """Return per-target loss weights: ``prompt_loss_weight`` for prompt tokens, 1 elsewhere.
+
+    Args:
+        mask: 1 for completion (body and EOS) targets, 0 for prompt targets.
+        prompt_loss_weight: Weight of prompt targets in [0, 1].
+    """
+    m = np.asarray(mask, dtype=np.float32)
+    return prompt_loss_weight + (1.0 - prompt_loss_weight) * m
+
+
+def weighted_loss(logits, targets, weights=None):
+    """Return the mean next-token cross-entropy, weighted per target when ``weights`` is given.
+
+    Args:
+        logits: ``(N, V)`` float logits.
+        targets: ``(N,)`` token ids.
+        weights: ``(N,)`` non-negative weights (see :func:`token_weights`) or None.
+
+    Returns:
+        ``sum(w * ce) / sum(w)`` (a plain mean without weights), a scalar tensor.
+    """
+    import torch.nn.functional as F
+
+    if weights is None:
+        return F.cross_entropy(logits, targets)
+    per = F.cross_entropy(logits, targets, reduction="none")
+    return (per * weights).sum() / weights.sum().clamp_min(1e-6)
 
 
 def train(cfg: TrainConfig) -> dict[str, Any]:
@@ -449,10 +494,14 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     out_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     last_eval = last_save = t0
+    first_step_s: float | None = None  # first step of this process: torch.compile + 1 step
+    first_tokens = tokens
+    at_step_boundary = False
     with _Interrupt() as interrupt:
         try:
             while progress < 1.0:
                 if interrupt.hit:
+                    at_step_boundary = True
                     raise KeyboardInterrupt
                 factor = _lr_factor(step, progress, cfg.warmup_steps, cfg.min_lr_frac,
                                     cfg.schedule, cfg.decay_frac)
@@ -465,18 +514,14 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
                 batch = batch.to(device, non_blocking=True)
                 with torch.autocast(device.type, dtype=amp or torch.float32,
                                     enabled=amp is not None):
-                    logits = fwd(input_ids=batch[:, :-1]).logits
+                    logits = fwd(input_ids=batch[:, :-1], use_cache=False).logits
                 flat = logits.float().reshape(-1, logits.size(-1))
-                if mask is None:
-                    loss = torch.nn.functional.cross_entropy(flat, batch[:, 1:].reshape(-1))
-                else:
+                w = None
+                if mask is not None:
                     # Prompt tokens weigh prompt_loss_weight, completion tokens 1 (by target).
-                    m = np.asarray(mask[idx[:, 1:]], dtype=np.float32)
-                    w = torch.from_numpy(cfg.prompt_loss_weight + (1 - cfg.prompt_loss_weight)
-                                         * m).to(device).reshape(-1)
-                    per = torch.nn.functional.cross_entropy(flat, batch[:, 1:].reshape(-1),
-                                                            reduction="none")
-                    loss = (per * w).sum() / w.sum().clamp_min(1e-6)
+                    w = torch.from_numpy(token_weights(mask[idx[:, 1:]], cfg.prompt_loss_weight)
+                                         ).to(device).reshape(-1)
+                loss = weighted_loss(flat, batch[:, 1:].reshape(-1), w)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
                 for opt in opts:
@@ -485,8 +530,10 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
                     opt.zero_grad(set_to_none=True)
                 step += 1
                 tokens += tokens_per_step
+                lv = loss.item()  # waits for the step: the times below are the GPU's too
                 now = time.time()
-                lv = loss.item()
+                if first_step_s is None:
+                    first_step_s, first_tokens = now - t0, tokens
                 loss_ema = lv if loss_ema is None else 0.95 * loss_ema + 0.05 * lv
                 elapsed = elapsed0 + now - t0
                 progress = max(step / max_steps if max_steps else 0.0,
@@ -515,24 +562,38 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         except KeyboardInterrupt:
             if bar is not None:
                 bar.close()
+            if not at_step_boundary:  # a second Ctrl-C, mid-step: this state is not resumable
+                raise TrainingInterrupted(
+                    f"{cfg.size}: interrupted in the middle of step {step + 1}; no state saved "
+                    f"(an earlier periodic save in {state_path}, if any, is kept)") from None
             save_state(finished=False)
             raise TrainingInterrupted(
                 f"{cfg.size}: interrupted at step {step} ({tokens:,} tokens); state saved to "
                 f"{state_path}; rerun the same command with --resume to continue exactly"
             ) from None
-    wall = elapsed0 + time.time() - t0
+    t_loop = time.time() - t0
+    wall = elapsed0 + t_loop
     if bar is not None:
         bar.close()
 
     final_windows = eval_windows(held, cfg.seq_len, FINAL_EVAL_WINDOWS)
     held_loss = windows_loss(model, final_windows, device, amp)
     held_bytes = sum(len(hf_tok.decode(w[1:].tolist()).encode()) for w in final_windows)
-    he = humaneval_text_loss(model, hf_tok, device, amp)
+    he_problems = None
+    if cfg.humaneval_limit is not None:
+        from codexlab.problems import load_humaneval
+
+        he_problems = dict(list(load_humaneval().items())[: cfg.humaneval_limit])
+    he = humaneval_text_loss(model, hf_tok, device, amp, he_problems)
     _save(model, hf_tok, out_dir)
     save_state(finished=True)
 
     tok_per_s = tokens / max(wall, 1e-9)
     mfu = round(tok_per_s * fpt / peak, 4) if peak else None
+    # Throughput after this process's first step, which holds torch.compile's time.
+    steady = None
+    if first_step_s is not None and t_loop - first_step_s > 0 and tokens > first_tokens:
+        steady = (tokens - first_tokens) / (t_loop - first_step_s)
     prev_training = prev_card.get("training", {})
     stage = {"command": cfg.command, "tokens": tokens, "steps": step,
              "wall_time_s": round(wall, 1), "hardware": hardware_string(device),
@@ -541,6 +602,9 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
              "optimizer": _optimizer_text(cfg), "peak_lr": lr,
              "prompt_loss_weight": cfg.prompt_loss_weight if mask is not None else None,
              "tokens_per_s": round(tok_per_s, 1), "flops_per_token": fpt, "mfu": mfu,
+             "first_step_s": round(first_step_s, 2) if first_step_s is not None else None,
+             "tokens_per_s_after_first_step": round(steady, 1) if steady else None,
+             "mfu_after_first_step": round(steady * fpt / peak, 4) if steady and peak else None,
              "mfu_peak_flops": peak, "compiled": fwd is not model, "history": history}
     summary = data.summary()
     tok_info = summary.get("tokenizer", {})

@@ -1,0 +1,190 @@
+"""Model registry: which models exist, where their folders are, what they are called.
+
+What it is for: the shipped family (:func:`builtin_models`, :func:`builtin_model_names`,
+:func:`resolve_model`), the models of committed compact results
+(:func:`compact_model_names`), a model's local folder and display label (:func:`model_dir`,
+:func:`model_label`, :func:`model_aliases`) and its parameter counts and losses read from
+its card or, without a card, from the safetensors headers (:func:`model_card`,
+:func:`card_fields`, :func:`params_from_weights`). The figure config and the pipeline use
+these; keeping them here lets :mod:`codexlab.config` name models without importing the
+pipeline. What it is not for: loading weights, sampling, or writing cards
+(:mod:`codexlab.models.card`). Importing it is cheap (no torch, no pandas at import time).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import struct
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from codexlab import paths
+from codexlab.models.card import read_model_card
+from codexlab.models.configs import FAMILY, SIZES
+
+if TYPE_CHECKING:
+    from codexlab.config import FigureConfig
+
+#: Tensor-name fragments of embedding and unembedding matrices (excluded from the
+#: non-embedding count, as in the Codex and Kaplan et al. scaling fits).
+EMBEDDING_NAMES = ("embed", "wte", "wpe", "lm_head")
+
+
+def _is_model_dir(path: Path) -> bool:
+    """Return whether ``path`` holds a saved Hugging Face model."""
+    return (path / "config.json").is_file()
+
+
+def builtin_models(models_dir: Path | None = None) -> dict[str, Path]:
+    """Return name -> path of every shipped family model, ordered small to large.
+
+    Order is by non-embedding parameters from the card (preset order as a fallback), so a
+    size added later sorts into place.
+
+    Args:
+        models_dir: Folder to look in; default ``data/models``.
+    """
+    root = Path(models_dir or paths.MODELS_DIR)
+    if not root.is_dir():
+        return {}
+    found = [p for p in root.iterdir() if p.name.startswith(FAMILY) and _is_model_dir(p)]
+    preset_rank = {name: i for i, name in enumerate(SIZES)}
+
+    def key(p: Path) -> tuple[float, int, str]:
+        n = (read_model_card(p).get("params") or {}).get("non_embedding")
+        return (float(n) if n else float("inf"), preset_rank.get(p.name, len(SIZES)), p.name)
+
+    return {p.name: p.resolve() for p in sorted(found, key=key)}
+
+
+def builtin_model_names() -> list[str]:
+    """Return the shipped model names, smallest first (``[]`` when none are trained yet)."""
+    return list(builtin_models())
+
+
+def resolve_model(name_or_path: str, models_dir: Path | None = None) -> str:
+    """Resolve a model reference for ``from_pretrained``.
+
+    Args:
+        name_or_path: A family short name (``"codex-mini-3m"``), a local path or a Hugging
+            Face id.
+        models_dir: Folder of the shipped models; default ``data/models``.
+
+    Returns:
+        The absolute path of a shipped model for a short name; anything else unchanged.
+
+    Raises:
+        ValueError: for a name starting with ``codex-mini`` that is neither shipped nor an
+            existing path; the message lists the available models.
+    """
+    shipped = builtin_models(models_dir)
+    if name_or_path in shipped:
+        return str(shipped[name_or_path])
+    if name_or_path.startswith(FAMILY) and not Path(name_or_path).exists():
+        hint = ""
+        if name_or_path in SIZES:
+            hint = (f" ({name_or_path} is a known size but not trained: "
+                    f"codexlab train --size {name_or_path})")
+        raise ValueError(
+            f"unknown built-in model {name_or_path!r}{hint}; available: "
+            f"{', '.join(shipped) or 'none (run codexlab train --family)'}"
+        )
+    return name_or_path
+
+
+def compact_model_names(cfg: FigureConfig) -> list[str]:
+    """Return the models of the committed compact results of cfg's mode, smallest first.
+
+    Reads ``models.csv`` of :meth:`~codexlab.config.FigureConfig.compact_results_dir` with
+    the standard library (no pandas), ordered by ``params_total`` (stable; unknown last).
+    """
+    import csv
+
+    path = Path(cfg.compact_results_dir()) / "models.csv"
+    if not path.exists():
+        return []
+    with open(path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+
+    def total(row: dict[str, str]) -> float:
+        try:
+            v = float(row.get("params_total") or "nan")
+        except ValueError:
+            return math.inf
+        return math.inf if math.isnan(v) else v
+
+    return [str(r["model"]) for r in sorted(rows, key=total)]
+
+
+def model_dir(model: str) -> Path | None:
+    """Return the local folder of a model name or path, or None (e.g. a hub id)."""
+    p = Path(model).expanduser()
+    if p.is_dir():
+        return p
+    cand = paths.MODELS_DIR / model
+    return cand if cand.is_dir() else None
+
+
+def model_label(model: str) -> str:
+    """Return the short name a model is shown under: a folder's name, else the id itself."""
+    p = Path(model).expanduser()
+    return p.name if (p.is_dir() or p.is_absolute()) else model
+
+
+def model_aliases(model: str) -> set[str]:
+    """Return the names under which a store may record a model (name, path, resolved path)."""
+    out = {model, model_label(model)}
+    d = model_dir(model)
+    if d is not None:
+        out |= {str(d), str(d.resolve()), d.name}
+    return out
+
+
+def model_card(model: str) -> dict[str, Any]:
+    """Return a model's card; without one, its parameter counts from the weights; else ``{}``."""
+    d = model_dir(model)
+    if d is None:
+        return {}
+    if (d / "model_card.json").exists():
+        return json.loads((d / "model_card.json").read_text())
+    return {"params": params_from_weights(d)}
+
+
+def params_from_weights(d: Path) -> dict[str, int]:
+    """Count parameters from the safetensors headers of a model folder (no torch, no load).
+
+    Any Hugging Face model without a codexlab card still gets a point on the scaling figure.
+    Tied output embeddings are stored once, so they are counted once.
+    """
+    total = emb = 0
+    for f in sorted(Path(d).glob("*.safetensors")):
+        with open(f, "rb") as fh:
+            (size,) = struct.unpack("<Q", fh.read(8))
+            header = json.loads(fh.read(size))
+        for name, info in header.items():
+            if name == "__metadata__":
+                continue
+            n = math.prod(info["shape"])
+            total += n
+            if any(part in name for part in EMBEDDING_NAMES):
+                emb += n
+    return {"total": total, "non_embedding": total - emb} if total else {}
+
+
+def card_fields(card: dict[str, Any]) -> dict[str, Any]:
+    """Pick parameter counts and losses out of a model card (nested or flat layout)."""
+    params = card.get("params") if isinstance(card.get("params"), dict) else {}
+    ev = card.get("eval") if isinstance(card.get("eval"), dict) else {}
+    return {
+        "params_total": params.get("total", card.get("params_total")),
+        "params_non_embedding": params.get("non_embedding", card.get("params_non_embedding")),
+        "heldout_loss": ev.get("heldout_loss", card.get("heldout_loss")),
+        "humaneval_text_loss": ev.get("humaneval_text_loss", card.get("humaneval_text_loss")),
+        "loss_unit": ev.get("loss_unit", card.get("loss_unit", "")),
+    }
+
+
+def card_params(d: Path) -> int | None:
+    """Return the total parameter count recorded in the card of folder ``d`` (None if absent)."""
+    return card_fields(read_model_card(d))["params_total"]

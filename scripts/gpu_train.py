@@ -1,0 +1,745 @@
+"""Orchestration behind ``scripts/gpu_train.sh``: corpus, family training, packing, fetch, unpack.
+
+Run it through the shell wrapper, which installs carried wheels and sets ``PYTHONPATH``; the
+wrapper's header lists the environment knobs and explains the design (concurrent sizes).
+Modes (first argument):
+
+* ``train``: build the corpus v2 + function set, train every size (pretraining, then the
+  function-level stage) as ``codexlab train`` processes within a wall-clock deadline, pack the
+  model folders into tar parts, copy the first call's share to ``$OUT``;
+* ``lane NAME START END`` (started by ``train``, one process per size): both stages of one
+  size within the wall-clock window [START, END] (epoch seconds);
+* ``fetch``: copy call ``$PART``'s parts (and ``gpu_train.json``) from ``$WORK`` to ``$OUT``;
+* ``unpack DIR...``: here, verify the parts found in the folders, unpack every complete model
+  into ``$MODELS`` (default ``data/models``), then refresh the loss-scaling data.
+
+What it is not for: training itself (``codexlab train`` does it) or sampling.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tarfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+MIB = 1024 * 1024
+#: Files of every call besides the parts: the log and gpu_train.json.
+RESERVED_FILES = 2
+#: Bytes of every call kept for the log and gpu_train.json.
+RESERVED_BYTES = 1 * MIB
+META = "gpu_train.json"
+LOG = "gpu_train.log"
+#: Files never packed: the exact-resume state (fp32 weights + optimizer, several x the model).
+SKIP_FILES = ("training_state.pt", "training_state.pt.tmp")
+
+
+class Fail(Exception):
+    """A one-line reason to stop with a non-zero exit status."""
+
+    def __init__(self, reason: str, code: int = 1) -> None:
+        super().__init__(reason)
+        self.code = code
+
+
+# -- settings ---------------------------------------------------------------------------------
+def _env(name: str, default: str) -> str:
+    return os.environ.get(name, "") or default
+
+
+@dataclass
+class Settings:
+    """The knobs of a run, from the environment (see the wrapper's header)."""
+
+    out: Path
+    work: Path
+    toy: bool
+    total: float
+    margin: float
+    sizes: list[str]
+    tokenizer: Path
+    roots: list[str]
+    max_files: str
+    concurrent: bool
+    batch: int
+    seq: int
+    lane_min_s: float
+    func_share: float
+    func_min_s: float
+    func_epochs: float
+    overhead: float
+    min_stage_s: float
+    compile: str
+    device: str
+    threads: str
+    stage1_tokens: int | None
+    stage2_tokens: int | None
+    optimizer: str
+    final: bool
+    part_size: int
+    call_files: int
+    call_bytes: int
+    t0: float
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        """Read the settings; ``TOY=1`` changes the defaults to a seconds-long CPU run."""
+        from codexlab.models.configs import SIZES
+
+        toy = _env("TOY", "0") == "1"
+        sizes = _env("SIZES", "codex-mini-0.2m,codex-mini-1.2m" if toy else ",".join(SIZES))
+        s1 = _env("STAGE1_TOKENS", "2048" if toy else "")
+        s2 = _env("STAGE2_TOKENS", "512" if toy else "")
+        st = cls(
+            out=Path(_env("OUT", "gpu-out")), work=Path(_env("WORK", "/tmp/codexlab-gpu")),
+            toy=toy, total=float(_env("TOTAL", "540")), margin=float(_env("MARGIN", "40")),
+            sizes=[s.strip() for s in sizes.split(",") if s.strip()],
+            tokenizer=Path(_env("TOKENIZER", str(REPO / "data/tokenizer/codex-mini-v2.json"))),
+            roots=[r for r in _env("ROOTS", "").split(os.pathsep) if r],
+            max_files=_env("MAX_FILES", ""), concurrent=_env("CONCURRENT", "1") == "1",
+            batch=int(_env("BATCH", "8" if toy else "128")),
+            seq=int(_env("SEQ", "32" if toy else "512")),
+            lane_min_s=float(_env("LANE_MIN_S", "150")),
+            func_share=float(_env("FUNC_SHARE", "0.1")),
+            func_min_s=float(_env("FUNC_MIN_S", "40")),
+            func_epochs=float(_env("FUNC_EPOCHS", "2")),
+            overhead=float(_env("OVERHEAD", "0" if toy else "15")),
+            min_stage_s=float(_env("MIN_STAGE_S", "15")),
+            compile=_env("COMPILE", "no" if toy else "auto"),
+            device=_env("DEVICE", "cpu" if toy else "auto"),
+            threads=_env("THREADS", "1" if toy else ""),
+            stage1_tokens=int(float(s1)) if s1 not in ("", "none") else None,
+            stage2_tokens=int(float(s2)) if s2 not in ("", "none") else None,
+            optimizer=_env("OPTIMIZER", "muon"),
+            final=_env("FINAL", "0" if toy else "1") == "1",
+            part_size=int(float(_env("PART_SIZE", str(15 * MIB)))),
+            call_files=int(_env("CALL_FILES", "8")),
+            call_bytes=int(float(_env("CALL_BYTES", str(64 * MIB)))),
+            t0=float(_env("GPU_TRAIN_T0", str(time.time()))),
+        )
+        unknown = [s for s in st.sizes if s not in SIZES]
+        if unknown or not st.sizes:
+            raise Fail(f"unknown size(s) {', '.join(unknown) or '(none)'}; known: "
+                       f"{', '.join(SIZES)}", 2)
+        if not st.tokenizer.is_file():
+            raise Fail(f"tokenizer {st.tokenizer} not found (TOKENIZER=...)", 2)
+        if st.optimizer not in ("muon", "adamw"):
+            raise Fail(f"OPTIMIZER must be muon or adamw, not {st.optimizer!r}", 2)
+        if not 0.0 <= st.func_share < 1.0:
+            raise Fail(f"FUNC_SHARE must be in [0, 1), not {st.func_share}", 2)
+        if st.call_files <= RESERVED_FILES or st.part_size > st.call_bytes - RESERVED_BYTES:
+            raise Fail("CALL_FILES / CALL_BYTES leave no room for one part of PART_SIZE", 2)
+        return st
+
+    @property
+    def corpus(self) -> Path:
+        """Corpus cache folder."""
+        return self.work / "corpus"
+
+    @property
+    def models(self) -> Path:
+        """Trained model folders."""
+        return self.work / "models"
+
+    @property
+    def pack(self) -> Path:
+        """Parts and gpu_train.json, kept for the fetch calls."""
+        return self.work / "pack"
+
+    @property
+    def logs(self) -> Path:
+        """Per-process logs."""
+        return self.work / "logs"
+
+
+class Log:
+    """Timestamped log lines on stdout and in ``$OUT/gpu_train.log`` (written as they come)."""
+
+    def __init__(self, path: Path | None, t0: float) -> None:
+        self.path, self.t0, self.lock = path, t0, threading.Lock()
+
+    def __call__(self, msg: str, file_only: bool = False) -> None:
+        """Log ``msg`` (to the file alone with ``file_only``)."""
+        line = f"[gpu_train {time.time() - self.t0:6.1f}s] {msg}"
+        with self.lock:
+            if not file_only:
+                print(line, flush=True)
+            if self.path is not None:
+                with open(self.path, "a") as fh:
+                    fh.write(line + "\n")
+
+
+# -- packing ----------------------------------------------------------------------------------
+def plan_calls(part_sizes: list[int], call_files: int = 8, call_bytes: int = 64 * MIB) -> list[int]:
+    """Assign parts, in order, to device-tool calls; return each part's call number (1-based).
+
+    Each call returns at most ``call_files`` files and ``call_bytes`` bytes, of which
+    :data:`RESERVED_FILES` files and :data:`RESERVED_BYTES` bytes are kept for the log and
+    ``gpu_train.json``. Parts keep their order, so a model's parts are in one call or in
+    consecutive ones.
+
+    Raises:
+        ValueError: if one part alone does not fit a call.
+    """
+    max_parts, max_bytes = call_files - RESERVED_FILES, call_bytes - RESERVED_BYTES
+    calls: list[int] = []
+    call, n, used = 1, 0, 0
+    for size in part_sizes:
+        if size > max_bytes or max_parts < 1:
+            raise ValueError(f"a part of {size} bytes does not fit a call of {max_bytes} bytes")
+        if n + 1 > max_parts or used + size > max_bytes:
+            call, n, used = call + 1, 0, 0
+        calls.append(call)
+        n, used = n + 1, used + size
+    return calls
+
+
+def pack_model(folder: Path, dest: Path, part_size: int) -> list[dict[str, Any]]:
+    """Tar one model folder (no exact-resume state) and split it into parts of ``part_size``.
+
+    Returns:
+        One dict per part: ``file``, ``model``, ``bytes``, ``sha256``.
+    """
+    dest.mkdir(parents=True, exist_ok=True)
+    tar_path = dest / f"{folder.name}.tar"
+    with tarfile.open(tar_path, "w", format=tarfile.GNU_FORMAT) as tar:
+        for f in sorted(folder.iterdir()):
+            if f.is_file() and f.name not in SKIP_FILES:
+                tar.add(f, arcname=f"{folder.name}/{f.name}")
+    parts = []
+    with open(tar_path, "rb") as src:
+        i = 0
+        while chunk := src.read(part_size):
+            name = f"{folder.name}.tar.part-{i:02d}"
+            (dest / name).write_bytes(chunk)
+            parts.append({"file": name, "model": folder.name, "bytes": len(chunk),
+                          "sha256": hashlib.sha256(chunk).hexdigest()})
+            i += 1
+    tar_path.unlink()
+    return parts
+
+
+def _safe_members(tar: tarfile.TarFile, model: str) -> list[tarfile.TarInfo]:
+    members = tar.getmembers()
+    for m in members:
+        p = Path(m.name)
+        if p.is_absolute() or ".." in p.parts or p.parts[0] != model or not m.isfile():
+            raise Fail(f"unsafe or unexpected entry {m.name!r} in the parts of {model}")
+    return members
+
+
+# -- train mode -------------------------------------------------------------------------------
+@dataclass
+class Lane:
+    """One size: its window and what its stages did."""
+
+    name: str
+    share: float
+    start: float = 0.0
+    end: float = 0.0
+    rc: int | None = None
+    stages: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """Whether the size has a trained model (its pretraining stage finished)."""
+        return any(s["stage"] == "pretrain" and s.get("ok") for s in self.stages)
+
+
+class Runner:
+    """Start child processes, remember them for the deadline signals."""
+
+    def __init__(self) -> None:
+        self.procs: set[subprocess.Popen] = set()
+        self.lock = threading.Lock()
+        self.stopping = False
+
+    def run(self, cmd: list[str], log_path: Path, env: dict[str, str] | None = None,
+            timeout: float | None = None) -> int:
+        """Run ``cmd`` with its output in ``log_path``; return its exit status.
+
+        Past ``timeout`` seconds the process is killed and -9 returned.
+        """
+        if self.stopping:
+            return -1
+        with open(log_path, "w") as fh:
+            proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, cwd=REPO,
+                                    env={**os.environ, **(env or {})})
+            with self.lock:
+                self.procs.add(proc)
+            try:
+                return proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+                return -9
+            finally:
+                with self.lock:
+                    self.procs.discard(proc)
+
+    def signal_all(self, sig: int) -> int:
+        """Send ``sig`` to every running child; return how many got it."""
+        with self.lock:
+            procs = list(self.procs)
+        for p in procs:
+            try:
+                p.send_signal(sig)
+            except ProcessLookupError:
+                pass
+        return len(procs)
+
+
+def _tail(path: Path, n: int = 25) -> str:
+    """Return the last ``n`` lines of a child's log, without those already in the main log."""
+    try:
+        lines = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return ""
+    return "\n".join([ln for ln in lines if not ln.startswith("[gpu_train")][-n:])
+
+
+def _corpus_meta(st: Settings) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, name in (("corpus", "summary.json"), ("functions", "functions.json")):
+        p = st.corpus / name
+        if p.exists():
+            out[key] = json.loads(p.read_text())
+    return out
+
+
+def _fmt_stage(name: str, r: dict[str, Any]) -> str:
+    mfu = f"{r['mfu']:.1%}" if r.get("mfu") is not None else "n/a"
+    return (f"{name} {r['stage']}: {r['tokens']:,} tokens in {r['wall_time_s']:.0f} s "
+            f"({r['tokens_per_s']:,.0f} tok/s, MFU {mfu}; first step {r['first_step_s']} s "
+            f"incl. compile), held-out {r['heldout_loss']:.3f}, HumanEval-text "
+            f"{r['humaneval_text_loss']:.3f}; {r['overhead_s']:.0f} s outside the loop")
+
+
+def _lane_stage(st: Settings, log: Log, name: str, stage: str, stage_end: float,
+                tokens: int | None) -> dict[str, Any]:
+    """Train one stage of one size in this process (retrying once without torch.compile)."""
+    import torch
+    from transformers import LlamaForCausalLM  # noqa: F401 - its import is not the budget's
+
+    from codexlab.models.configs import get_size
+    from codexlab.models.training import TrainConfig, TrainingInterrupted, train
+
+    compile_ = st.compile
+    rec: dict[str, Any] = {"stage": stage, "ok": False}
+    optimizer = st.optimizer
+    if optimizer == "muon" and not _has_muon():
+        log(f"{name} {stage}: this torch ({torch.__version__}) has no torch.optim.Muon with "
+            "adjust_lr_fn; training with AdamW")
+        optimizer = "adamw"
+    for attempt in (1, 2):
+        budget = None
+        if st.stage1_tokens is None:  # time budgets (the function stage also has a token cap)
+            budget = stage_end - time.time() - st.overhead
+            if budget < st.min_stage_s:
+                log(f"{name} {stage}: skipped, {budget:.0f} s left (< MIN_STAGE_S)")
+                return {**rec, "skipped": True}
+        functions = stage == "functions"
+        cli = (f"codexlab train --size {name} --batch-size {st.batch} --seq-len {st.seq}"
+               + (f" --time-budget {budget:.0f}" if budget is not None else "")
+               + (f" --max-tokens {tokens}" if tokens else "")
+               + (" --stage functions --prompt-loss-weight 0.2" if functions else "")
+               + (" --final" if st.final else "") + " (scripts/gpu_train.sh)")
+        cfg = TrainConfig(
+            size=name, out_dir=st.models / name, data_dir=st.corpus, seq_len=st.seq,
+            batch_size=st.batch, time_budget_s=budget, max_tokens=tokens,
+            resume=functions, device=st.device, compile=compile_, provisional=not st.final,
+            progress=False, command=cli, split="functions" if functions else "train",
+            prompt_loss_weight=0.2 if functions else 1.0, optimizer=optimizer,
+            humaneval_limit=4 if st.toy else None)
+        log(f"{name} {stage}: start, budget "
+            f"{f'{budget:.0f} s' if budget is not None else '-'}"
+            f"{f', at most {tokens:,} tokens' if tokens else ''}, compile {compile_}")
+        started = time.time()
+        rec.update({"attempt": attempt, "budget_s": budget, "max_tokens": tokens,
+                    "compile": compile_, "optimizer": optimizer, "lr": get_size(name).lr})
+        try:
+            card = train(cfg)
+        except TrainingInterrupted as exc:
+            log(f"{name} {stage}: stopped at the deadline: {exc}")
+            return {**rec, "interrupted": True, "process_s": round(time.time() - started, 1)}
+        except Exception as exc:  # noqa: BLE001 - logged; one retry without compile
+            import traceback
+
+            traceback.print_exc()
+            rec["error"] = f"{type(exc).__name__}: {exc}"[:500]
+            log(f"{name} {stage}: failed after {time.time() - started:.0f} s: {rec['error']}")
+            if compile_ == "no":
+                return rec
+            compile_ = "no"
+            torch._dynamo.reset()
+            log(f"{name} {stage}: retrying without torch.compile")
+            continue
+        took = time.time() - started
+        last = card["training"]["stages"][-1]
+        rec.update({k: last.get(k) for k in (
+            "tokens", "steps", "wall_time_s", "tokens_per_s", "mfu", "first_step_s",
+            "tokens_per_s_after_first_step", "mfu_after_first_step", "flops_per_token",
+            "hardware", "compiled")})
+        rec.update({"ok": True, "process_s": round(took, 1),
+                    "overhead_s": round(took - (last.get("wall_time_s") or 0.0), 1),
+                    "heldout_loss": card["eval"]["heldout_loss"],
+                    "humaneval_text_loss": card["eval"]["humaneval_text_loss"]})
+        log(_fmt_stage(name, rec))
+        return rec
+    return rec
+
+
+def _has_muon() -> bool:
+    """Whether this torch has ``torch.optim.Muon`` with the ``adjust_lr_fn`` training uses."""
+    import inspect
+
+    import torch
+
+    muon = getattr(torch.optim, "Muon", None)
+    return muon is not None and "adjust_lr_fn" in inspect.signature(muon).parameters
+
+
+def lane_mode(st: Settings, name: str, start: float, end: float) -> int:
+    """One size in one process: pretraining until its share of the window, then functions.
+
+    One process runs both stages so that the second pays no new interpreter start-up and
+    finds torch.compile's caches warm. Writes ``<name>.lane.json`` beside its log.
+    """
+    log = Log(Path(os.environ["GPU_TRAIN_LOG"]) if os.environ.get("GPU_TRAIN_LOG") else None,
+              st.t0)
+    if st.threads:
+        import torch
+
+        torch.set_num_threads(int(st.threads))
+    result = st.logs / f"{name}.lane.json"
+    func_s = max(st.func_share * (end - start), st.func_min_s) if st.func_share > 0 else 0.0
+    stage1_end = end - func_s
+    stages = [_lane_stage(st, log, name, "pretrain", stage1_end, st.stage1_tokens)]
+    result.write_text(json.dumps(stages, indent=2) + "\n")  # kept if a deadline kill follows
+    if stages[0]["ok"] and (st.func_share > 0 or st.stage2_tokens):
+        f = _corpus_meta(st).get("functions", {})
+        tokens = st.stage2_tokens or (int(st.func_epochs * f["tokens"]) if f.get("tokens")
+                                      else None)
+        stages.append(_lane_stage(st, log, name, "functions", end, tokens))
+        result.write_text(json.dumps(stages, indent=2) + "\n")
+    return 0 if all(s["ok"] for s in stages) else 1
+
+
+def train_mode(st: Settings) -> int:
+    """Corpus, training, packing; copy the first call's files to ``$OUT``."""
+    from codexlab.models.card import update_model_card
+    from codexlab.models.configs import SIZES
+
+    for d in (st.out, st.logs, st.models):
+        d.mkdir(parents=True, exist_ok=True)
+    if st.pack.exists():
+        shutil.rmtree(st.pack)  # parts of an earlier run must never be fetched with this one
+    for old in st.logs.glob("*.lane.json"):
+        old.unlink()
+    log = Log(st.out / LOG, st.t0)
+    deadline = st.t0 + st.total - st.margin
+    meta: dict[str, Any] = {"script": "scripts/gpu_train.sh", "started_utc": time.strftime(
+        "%Y-%m-%dT%H:%M:%SZ", time.gmtime(st.t0)), "settings": {
+            k: (str(v) if isinstance(v, Path) else v) for k, v in vars(st).items()},
+        "timings_s": {}}
+    gpu = ""
+    if shutil.which("nvidia-smi"):
+        gpu = subprocess.run(["nvidia-smi", "--query-gpu=name,memory.total",
+                              "--format=csv,noheader"], capture_output=True, text=True,
+                             check=False).stdout.strip()
+    meta["gpu"] = gpu
+    log(f"start: sizes {', '.join(st.sizes)}; total {st.total:.0f} s, margin {st.margin:.0f} s; "
+        f"{'concurrent' if st.concurrent else 'sequential'}; batch {st.batch} x {st.seq}; "
+        f"GPU {gpu or 'none'}; {os.cpu_count()} CPUs; work {st.work}")
+
+    # 1. Corpus v2 + function set, with the shipped tokenizer (no BPE training).
+    t = time.time()
+    args = [sys.executable, "-m", "codexlab", "train", "--prepare-only", "--stage", "functions",
+            "--data-dir", str(st.corpus), "--tokenizer", str(st.tokenizer), "--no-progress"]
+    for r in st.roots:
+        args += ["--roots", r]
+    if st.max_files:
+        args += ["--max-files", st.max_files]
+    runner = Runner()
+    prep_log = st.logs / "prepare.log"
+    # Past this share of the total the run cannot train anything worth its time.
+    prep_max = float(_env("PREPARE_MAX", str(0.5 * st.total)))
+    rc = runner.run(args, prep_log, timeout=prep_max)
+    meta["timings_s"]["prepare"] = round(time.time() - t, 1)
+    if rc != 0:
+        why = f"took over PREPARE_MAX={prep_max:.0f} s" if rc == -9 else f"rc {rc}"
+        log(f"corpus build failed ({why}); last lines:\n{_tail(prep_log)}")
+        raise Fail(f"corpus build failed ({why}); see {LOG}", 3)
+    meta.update(_corpus_meta(st))
+    c, f = meta.get("corpus", {}), meta.get("functions", {})
+    log(f"corpus: {c.get('train', {}).get('files')} train files, "
+        f"{c.get('train', {}).get('tokens') or 0:,} tokens; held-out "
+        f"{c.get('heldout', {}).get('tokens') or 0:,} tokens; functions "
+        f"{f.get('kept_functions')} ({f.get('tokens') or 0:,} tokens); "
+        f"took {meta['timings_s']['prepare']:.0f} s (corpus {c.get('seconds', {})})")
+
+    # 2. Training: one process per size, windows in proportion to gpu_share.
+    t_train = time.time()
+    window = deadline - t_train
+    if st.stage1_tokens is None and window < 2 * st.min_stage_s + 2 * st.overhead:
+        raise Fail(f"only {window:.0f} s left for training after the corpus build", 4)
+    lanes = [Lane(n, SIZES[n].gpu_share) for n in st.sizes]
+    env: dict[str, str] = {"PYTHONUNBUFFERED": "1", "GPU_TRAIN_LOG": str(st.out / LOG),
+                           "HF_HUB_DISABLE_PROGRESS_BARS": "1", "TRANSFORMERS_VERBOSITY": "error",
+                           "TOKENIZERS_PARALLELISM": "false"}
+    if st.concurrent and "TORCHINDUCTOR_COMPILE_THREADS" not in os.environ:
+        # Several processes compile at once: split the cores instead of N x cpu_count workers.
+        env["TORCHINDUCTOR_COMPILE_THREADS"] = str(max(1, (os.cpu_count() or 1) // len(lanes)))
+    log(f"training window {window:.0f} s (deadline at {deadline - st.t0:.0f} s)")
+
+    def run_lane(ln: Lane) -> None:
+        cmd = [sys.executable, str(Path(__file__).resolve()), "lane", ln.name,
+               f"{ln.start:.3f}", f"{ln.end:.3f}"]
+        ln.rc = runner.run(cmd, st.logs / f"{ln.name}.log", env)
+        res = st.logs / f"{ln.name}.lane.json"
+        ln.stages = json.loads(res.read_text()) if res.exists() else []
+        if ln.rc != 0:
+            log(f"{ln.name}: process ended with rc {ln.rc}; last lines of {ln.name}.log:\n"
+                f"{_tail(st.logs / f'{ln.name}.log', 12)}")
+
+    threads = []
+    if st.concurrent:
+        biggest = max(ln.share for ln in lanes)
+        for ln in lanes:
+            # A floor, so that a small size's compile does not eat its whole window.
+            ln.start = t_train
+            ln.end = t_train + min(window, max(window * ln.share / biggest, st.lane_min_s))
+            log(f"{ln.name}: window {ln.end - ln.start:.0f} s (until {ln.end - st.t0:.0f} s)")
+            threads.append(threading.Thread(target=run_lane, args=(ln,), daemon=True))
+    else:
+        def sequential() -> None:
+            for i, ln in enumerate(lanes):
+                now = time.time()
+                rest = sum(x.share for x in lanes[i:])
+                ln.start, ln.end = now, now + (deadline - now) * ln.share / rest
+                log(f"{ln.name}: window {ln.end - ln.start:.0f} s (until {ln.end - st.t0:.0f} s)")
+                run_lane(ln)
+
+        threads.append(threading.Thread(target=sequential, daemon=True))
+    for th in threads:
+        th.start()
+    kill_at = deadline + st.margin / 2
+    termed = killed = False
+    while any(th.is_alive() for th in threads):
+        for th in threads:
+            th.join(timeout=0.5)
+        now = time.time()
+        if st.stage1_tokens is None and now >= kill_at and not termed:
+            runner.stopping, termed = True, True
+            log(f"deadline: SIGTERM to {runner.signal_all(signal.SIGTERM)} trainer(s)")
+        if termed and not killed and now >= kill_at + 10:
+            killed = True
+            log(f"deadline: SIGKILL to {runner.signal_all(signal.SIGKILL)} trainer(s)")
+    meta["timings_s"]["train"] = round(time.time() - t_train, 1)
+
+    # The GPU's aggregate use over the training phase: every stage's FLOPs / time / peak.
+    flops = sum((s.get("tokens") or 0) * (s.get("flops_per_token") or 0)
+                for ln in lanes for s in ln.stages)
+    peak = next((v for k, v in {"H100": 989e12, "H200": 989e12, "A100": 312e12}.items()
+                 if k in gpu), None)
+    agg = round(flops / meta["timings_s"]["train"] / peak, 4) if peak and flops else None
+    meta["aggregate_mfu"] = agg
+    run_info = {"script": "scripts/gpu_train.sh", "concurrent": st.concurrent,
+                "sizes": len(lanes), "train_window_s": round(window, 1), "aggregate_mfu": agg}
+    for ln in lanes:
+        if ln.ok:
+            update_model_card(st.models / ln.name, training={"gpu_run": run_info})
+    meta["sizes"] = {ln.name: {"share": ln.share, "window_s": round(ln.end - ln.start, 1),
+                               "trained": ln.ok, "rc": ln.rc, "stages": ln.stages}
+                     for ln in lanes}
+
+    # 3. Pack and plan the calls.
+    t = time.time()
+    parts: list[dict[str, Any]] = []
+    for ln in lanes:
+        if ln.ok:
+            parts += pack_model(st.models / ln.name, st.pack, st.part_size)
+    for p, call in zip(parts, plan_calls([p["bytes"] for p in parts], st.call_files,
+                                         st.call_bytes), strict=True):
+        p["call"] = call
+    n_calls = max((p["call"] for p in parts), default=0)
+    meta["timings_s"]["pack"] = round(time.time() - t, 1)
+    meta["parts"], meta["calls"] = parts, n_calls
+    meta["unpack"] = ("here: scripts/gpu_train.sh --unpack DIR_OF_CALL_1 DIR_OF_CALL_2 ... "
+                      "(or: cat NAME.tar.part-* | tar -xf - -C data/models; then "
+                      "codexlab train --scaling-only)")
+    missing = [ln.name for ln in lanes if not ln.ok]
+    partial = [ln.name for ln in lanes if ln.ok and not any(
+        s["stage"] == "functions" and s.get("ok") for s in ln.stages)]
+    meta["timings_s"]["total"] = round(time.time() - st.t0, 1)
+    meta["missing"], meta["without_function_stage"] = missing, partial
+    st.pack.mkdir(parents=True, exist_ok=True)
+    (st.pack / META).write_text(json.dumps(meta, indent=2) + "\n")
+    if parts:
+        _copy_call(st, 1, log)
+    else:
+        shutil.copyfile(st.pack / META, st.out / META)
+
+    # 4. The per-process logs go into the returned log; the summary comes last.
+    for p in sorted(st.logs.glob("*.log")):
+        log(f"--- {p.name} (last lines) ---\n{_tail(p, 40)}", file_only=True)
+    for ln in lanes:
+        for s in ln.stages:
+            if s.get("ok"):
+                log("result " + _fmt_stage(ln.name, s))
+    log(f"done in {meta['timings_s']['total']:.0f} s (prepare {meta['timings_s']['prepare']:.0f}"
+        f", train {meta['timings_s']['train']:.0f}, pack {meta['timings_s']['pack']:.0f}); "
+        f"aggregate MFU {agg}; {len(parts)} parts in {n_calls} call(s)")
+    if n_calls > 1:
+        log(f"NEXT, at once (the machine goes back ~30 s after a call): PART=2 "
+            f"scripts/gpu_train.sh --fetch{' (then PART=3 ...)' if n_calls > 2 else ''}")
+    log("then here: scripts/gpu_train.sh --unpack <files_at of each call>  "
+        "(verifies, unpacks into data/models, runs codexlab train --scaling-only)")
+    shutil.copyfile(st.out / LOG, st.pack / LOG)
+    if missing:
+        raise Fail(f"no model for {', '.join(missing)} (see {LOG})", 1)
+    if partial:
+        raise Fail(f"no function-level stage for {', '.join(partial)} (see {LOG})", 1)
+    return 0
+
+
+def _copy_call(st: Settings, call: int, log: Log | None = None) -> list[Path]:
+    meta = json.loads((st.pack / META).read_text())
+    files = [p["file"] for p in meta["parts"] if p["call"] == call]
+    st.out.mkdir(parents=True, exist_ok=True)
+    copied = []
+    for name in [*files, META]:
+        shutil.copyfile(st.pack / name, st.out / name)
+        copied.append(st.out / name)
+    total = sum(p.stat().st_size for p in copied)
+    msg = (f"call {call} of {meta['calls']}: {len(files)} part(s), {total / MIB:.1f} MiB in "
+           f"{st.out}")
+    (log or print)(msg)
+    return copied
+
+
+def fetch_mode(st: Settings) -> int:
+    """Copy the parts of call ``$PART`` (default 2) to ``$OUT``."""
+    if not (st.pack / META).exists():
+        raise Fail(f"nothing to fetch: {st.pack / META} is missing (the machine was given back "
+                   "or the training command did not finish)", 5)
+    call = int(_env("PART", "2"))
+    n = json.loads((st.pack / META).read_text())["calls"]
+    if not 1 <= call <= n:
+        raise Fail(f"PART={call}: the run has calls 1..{n}", 2)
+    _copy_call(st, call)
+    if call < n:
+        print(f"gpu_train: next: PART={call + 1} scripts/gpu_train.sh --fetch")
+    return 0
+
+
+# -- unpack mode (here) -----------------------------------------------------------------------
+def _retire_older_family(dest: Path, fresh: list[str]) -> None:
+    """Remove the models of an older family version from ``dest`` (they stay in git history).
+
+    The shipped weights must fit the repository's budget (120 MB), and a v1 model beside v2
+    ones would mix tokenizers in the scaling figure.
+    """
+    versions = []
+    for name in fresh:
+        card = dest / name / "model_card.json"
+        if card.exists():
+            versions.append(int(json.loads(card.read_text()).get("family_version") or 1))
+    newest = max(versions, default=1)
+    for folder in sorted(dest.glob("codex-mini-*")):
+        card = folder / "model_card.json"
+        if folder.name in fresh or not card.exists():
+            continue
+        if int(json.loads(card.read_text()).get("family_version") or 1) < newest:
+            shutil.rmtree(folder)
+            print(f"gpu_train: removed {folder.name} (family v1; still in git history)")
+
+
+def unpack_mode(dirs: list[str]) -> int:
+    """Verify and unpack the parts found in ``dirs`` into ``$MODELS``; refresh the scaling fit."""
+    if not dirs:
+        raise Fail("--unpack needs the folders the calls returned", 2)
+    folders = [Path(d) for d in dirs]
+    for d in folders:
+        if not d.is_dir():
+            raise Fail(f"not a folder: {d}", 2)
+    metas = [d / META for d in folders if (d / META).exists()]
+    if not metas:
+        raise Fail(f"no {META} in {', '.join(dirs)}", 2)
+    meta = json.loads(metas[0].read_text())
+    default_dest = not os.environ.get("MODELS")
+    dest = Path(_env("MODELS", str(REPO / "data/models")))
+    dest.mkdir(parents=True, exist_ok=True)
+    found = {p.name: p for d in folders for p in d.iterdir() if ".tar.part-" in p.name}
+    models: dict[str, list[dict[str, Any]]] = {}
+    for p in meta["parts"]:
+        models.setdefault(p["model"], []).append(p)
+    done, incomplete = [], []
+    for model, parts in models.items():
+        if any(p["file"] not in found for p in parts):
+            incomplete.append(model)
+            continue
+        blobs = []
+        for p in parts:
+            data = found[p["file"]].read_bytes()
+            if hashlib.sha256(data).hexdigest() != p["sha256"]:
+                raise Fail(f"checksum mismatch: {found[p['file']]}", 6)
+            blobs.append(data)
+        tmp = dest / f".unpack-{model}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        with tarfile.open(fileobj=io.BytesIO(b"".join(blobs))) as tar:
+            tar.extractall(tmp, members=_safe_members(tar, model), filter="data")
+        target = dest / model
+        if target.exists():
+            shutil.rmtree(target)
+        (tmp / model).rename(target)
+        tmp.rmdir()
+        done.append(model)
+        print(f"gpu_train: unpacked {model} -> {target}")
+    if done and not incomplete:
+        _retire_older_family(dest, done)
+    if default_dest and _env("SCALING", "1") == "1" and done:
+        if meta.get("corpus"):
+            (REPO / "data/codex_mini_corpus.json").write_text(
+                json.dumps(meta["corpus"], indent=2) + "\n")
+        subprocess.run([sys.executable, "-m", "codexlab", "train", "--scaling-only"],
+                       cwd=REPO, check=True)
+    if incomplete:
+        raise Fail(f"parts missing for {', '.join(incomplete)}: fetch the other calls "
+                   f"(the run had {meta['calls']})", 1)
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    """Dispatch on the mode; print a one-line reason and return non-zero on failure."""
+    mode = argv[0] if argv else "train"
+    try:
+        if mode == "unpack":
+            return unpack_mode(argv[1:])
+        st = Settings.from_env()
+        if mode == "fetch":
+            return fetch_mode(st)
+        if mode == "train":
+            return train_mode(st)
+        if mode == "lane":
+            return lane_mode(st, argv[1], float(argv[2]), float(argv[3]))
+        raise Fail(f"unknown mode {mode!r}", 2)
+    except Fail as exc:
+        print(f"gpu_train: {exc}", file=sys.stderr)
+        return exc.code
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,188 @@
+"""scripts/gpu_train.sh end to end at toy scale on the CPU: corpus, two sizes, parts, fetch, unpack.
+
+The GPU machine runs the same script with the real sizes and time budgets (DEVELOPERS.md); this
+toy run (TOY=1: the two smallest sizes, token budgets, no compile, a generated corpus) checks
+every phase it goes through, and that what comes back fits the device tool's limits and unpacks
+into loadable Hugging Face models whose cards carry the measured throughput.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SCRIPT = REPO / "scripts" / "gpu_train.sh"
+MIB = 1024 * 1024
+#: The device tool's limits on what one call returns.
+TOOL_FILES, TOOL_FILE_BYTES, TOOL_BYTES = 8, 16 * MIB, 64 * MIB
+
+
+def _orchestrator() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("gpu_train", REPO / "scripts" / "gpu_train.py")
+    assert spec and spec.loader
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # dataclasses look their module up while the class is built
+    try:
+        spec.loader.exec_module(mod)
+    finally:
+        del sys.modules[spec.name]
+    return mod
+
+
+def _run(args: list[str], env: dict[str, str], timeout: float = 240) -> subprocess.CompletedProcess:
+    full = {**os.environ, "PYTHON": sys.executable, "NICE": "0", **env}
+    return subprocess.run(["bash", str(SCRIPT), *args], env=full, capture_output=True,
+                          text=True, timeout=timeout, cwd=REPO)
+
+
+def _write_corpus(src: Path) -> None:
+    """Six packages of documented standalone functions, each line distinct (no near-dups)."""
+    for p in range(6):
+        pkg = src / f"pkg{p}"
+        pkg.mkdir(parents=True)
+        for m in range(4):
+            text = ""
+            for j in range(6):
+                k = p * 100 + m * 10 + j
+                text += (f"def scale_{k}(values, factor={k}):\n"
+                         f"    \"\"\"Return each value times {k} plus the factor {k + 1}.\"\"\"\n"
+                         f"    out_{k} = []\n    for v in values:\n"
+                         f"        out_{k}.append(v * {k} + factor - {k % 7})\n"
+                         f"    return out_{k}\n\n\n")
+            (pkg / f"mod{m}.py").write_text(text)
+
+
+@pytest.fixture(scope="module")
+def toy_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Run the script with TOY=1 (small parts so that three calls are needed), then fetch."""
+    root = tmp_path_factory.mktemp("gpu")
+    _write_corpus(root / "src")
+    env = {"TOY": "1", "WORK": str(root / "work"), "ROOTS": str(root / "src"),
+           "PART_SIZE": str(MIB), "CALL_FILES": "6", "CALL_BYTES": str(5 * MIB)}
+    t0 = time.time()
+    res = _run([], {**env, "OUT": str(root / "out1")})
+    took = time.time() - t0
+    assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-4000:]
+    outs = [root / "out1"]
+    meta = json.loads((root / "out1" / "gpu_train.json").read_text())
+    for call in range(2, meta["calls"] + 1):
+        out = root / f"out{call}"
+        r = _run(["--fetch"], {**env, "OUT": str(out), "PART": str(call)})
+        assert r.returncode == 0, r.stderr
+        outs.append(out)
+    return {"root": root, "env": env, "outs": outs, "meta": meta, "stdout": res.stdout,
+            "seconds": took}
+
+
+def test_toy_run_phases_and_returned_files(toy_run: dict[str, Any]) -> None:
+    meta, outs = toy_run["meta"], toy_run["outs"]
+    assert meta["calls"] == len(outs) >= 2  # the toy parts are small on purpose
+    log = (outs[0] / "gpu_train.log").read_text()
+    for phase in ("start:", "corpus:", "training window", "pretrain: start",
+                  "functions: start", "call 1 of", "done in", "--fetch"):
+        assert phase in log, phase
+    assert meta["corpus"]["train"]["files"] > 0 and meta["functions"]["kept_functions"] > 0
+    for name in ("codex-mini-0.2m", "codex-mini-1.2m"):
+        size = meta["sizes"][name]
+        assert size["trained"]
+        assert [s["stage"] for s in size["stages"]] == ["pretrain", "functions"]
+        assert size["stages"][0]["tokens"] == 2048 and size["stages"][1]["tokens"] == 512
+    assert set(meta["timings_s"]) >= {"prepare", "train", "pack", "total"}
+    # Every part is returned by exactly one call, each call within the tool's limits.
+    seen: list[str] = []
+    for call, out in enumerate(outs, 1):
+        files = sorted(out.iterdir())
+        assert len(files) <= 6 <= TOOL_FILES
+        assert all(f.stat().st_size <= TOOL_FILE_BYTES for f in files)
+        assert sum(f.stat().st_size for f in files) <= min(5 * MIB, TOOL_BYTES)
+        parts = [f.name for f in files if ".tar.part-" in f.name]
+        assert parts == sorted(p["file"] for p in meta["parts"] if p["call"] == call)
+        seen += parts
+    assert sorted(seen) == sorted(p["file"] for p in meta["parts"])
+    assert not any("training_state" in p["file"] for p in meta["parts"])
+
+
+def test_toy_run_unpacks_into_loadable_models(toy_run: dict[str, Any], tmp_path: Path) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    dest = tmp_path / "models"
+    res = _run(["--unpack", *map(str, toy_run["outs"])], {"MODELS": str(dest)})
+    assert res.returncode == 0, res.stderr
+    assert sorted(p.name for p in dest.iterdir()) == ["codex-mini-0.2m", "codex-mini-1.2m"]
+    for d in dest.iterdir():
+        assert not (d / "training_state.pt").exists()
+        model = AutoModelForCausalLM.from_pretrained(d)
+        tok = AutoTokenizer.from_pretrained(d)
+        ids = tok("def f(x):\n    return", return_tensors="pt").input_ids
+        with torch.no_grad():
+            assert torch.isfinite(model(ids).logits).all()
+        card = json.loads((d / "model_card.json").read_text())
+        stages = card["training"]["stages"]
+        assert [s["data_split"] for s in stages] == ["train", "functions"]
+        assert all(s["tokens_per_s"] > 0 and s["first_step_s"] > 0 for s in stages)
+        assert stages[1]["prompt_loss_weight"] == 0.2
+        assert card["training"]["gpu_run"]["script"] == "scripts/gpu_train.sh"
+        assert card["tokenizer"]["version"] == 2
+
+
+def test_unpack_names_the_models_whose_parts_are_missing(toy_run: dict[str, Any],
+                                                         tmp_path: Path) -> None:
+    res = _run(["--unpack", str(toy_run["outs"][0])], {"MODELS": str(tmp_path / "m")})
+    assert res.returncode == 1
+    assert "parts missing for" in res.stderr and "codex-mini-1.2m" in res.stderr
+    assert (tmp_path / "m" / "codex-mini-0.2m" / "config.json").exists()  # complete in call 1
+
+
+def test_unpack_refuses_a_corrupted_part(toy_run: dict[str, Any], tmp_path: Path) -> None:
+    import shutil
+
+    bad = tmp_path / "bad"
+    shutil.copytree(toy_run["outs"][0], bad)
+    part = sorted(bad.glob("*.tar.part-*"))[0]
+    part.write_bytes(part.read_bytes()[:-1] + b"\0")
+    res = _run(["--unpack", str(bad)], {"MODELS": str(tmp_path / "m")})
+    assert res.returncode == 6 and "checksum mismatch" in res.stderr
+
+
+def test_fetch_without_a_run_and_bad_settings_fail_with_one_line(tmp_path: Path) -> None:
+    res = _run(["--fetch"], {"OUT": str(tmp_path / "o"), "WORK": str(tmp_path / "w")})
+    assert res.returncode == 5 and res.stderr.strip().startswith("gpu_train: nothing to fetch")
+    res = _run([], {"OUT": str(tmp_path / "o"), "TOKENIZER": str(tmp_path / "none.json")})
+    assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1
+    assert "tokenizer" in res.stderr
+    res = _run([], {"OUT": str(tmp_path / "o"), "SIZES": "codex-mini-7b"})
+    assert res.returncode == 2 and "unknown size" in res.stderr
+    res = _run([], {"OUT": ""})
+    assert res.returncode == 2 and "OUT is not set" in res.stderr
+
+
+def test_call_plan_of_the_real_family_fits_two_calls() -> None:
+    """The v2 family's folders (~113 MB of bf16 weights) in 15 MiB parts: two calls."""
+    gt = _orchestrator()
+    folder_mb = [1.9, 5.1, 14.2, 34.6, 59.5]  # bf16 weights + tokenizer + card, per size
+    parts = []
+    for mb in folder_mb:
+        left = int(mb * 1e6)
+        while left > 0:
+            parts.append(min(left, 15 * MIB))
+            left -= 15 * MIB
+    calls = gt.plan_calls(parts)
+    assert calls == sorted(calls) and max(calls) == 2
+    for c in set(calls):
+        mine = [p for p, k in zip(parts, calls, strict=True) if k == c]
+        assert len(mine) + gt.RESERVED_FILES <= TOOL_FILES
+        assert sum(mine) + gt.RESERVED_BYTES <= TOOL_BYTES
+    assert gt.plan_calls([MIB] * 13, call_files=6) == [1] * 4 + [2] * 4 + [3] * 4 + [4]
+    with pytest.raises(ValueError):
+        gt.plan_calls([70 * MIB])
