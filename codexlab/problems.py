@@ -78,21 +78,33 @@ def file_sha256(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def _open_text(path: Path):
-    if path.suffix == ".gz":
-        return gzip.open(path, "rt", encoding="utf-8")
-    return open(path, encoding="utf-8")
-
-
 def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict]]:
     """Yield ``(line_number, row)`` for each non-blank line of a JSONL or JSONL.gz file.
 
     Raises:
-        ProblemFormatError: A line is not a JSON object; the message names file and line.
+        OSError: The file cannot be opened or read (missing, a directory, not gzip).
+        ProblemFormatError: A line is not UTF-8 or not a JSON object, or a ``.gz`` file is
+            truncated; the message names the file and the line.
     """
     path = Path(path)
-    with _open_text(path) as fh:
-        for lineno, line in enumerate(fh, start=1):
+    opener = gzip.open if path.suffix == ".gz" else open
+    lineno = 0
+    with opener(path, "rb") as fh:
+        while True:
+            try:
+                raw = fh.readline()
+            except EOFError:
+                raise ProblemFormatError(
+                    f"{path}:{lineno + 1}: the compressed file is truncated") from None
+            if not raw:
+                return
+            lineno += 1
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise ProblemFormatError(
+                    f"{path}:{lineno}: not valid UTF-8 (byte 0x{raw[exc.start]:02x} at "
+                    f"column {exc.start + 1})") from None
             if not line.strip():
                 continue
             try:
@@ -186,13 +198,21 @@ def select_tasks(problems: dict[str, Problem], tasks: str | list[str] | None) ->
             order), or a range ``"0-9"`` / ``":20"`` (first 20).
 
     Raises:
-        KeyError: A task id is unknown; the message lists a few valid ones.
+        KeyError: A task id is unknown (the message lists a few valid ones), or an index or
+            range reaches past the last problem (``"0-999"`` on HumanEval's 164 is refused,
+            not clamped).
     """
     if tasks is None or tasks == "" or tasks == []:
         return dict(problems)
     ids = list(problems)
     items = tasks.split(",") if isinstance(tasks, str) else list(tasks)
     chosen: list[str] = []
+
+    def check_index(i: int, item: str) -> None:
+        if i >= len(ids):
+            raise KeyError(f"task {item!r} is out of range: there are {len(ids)} problems "
+                           f"(indices 0-{len(ids) - 1})")
+
     for raw in items:
         item = raw.strip()
         if not item:
@@ -200,11 +220,16 @@ def select_tasks(problems: dict[str, Problem], tasks: str | list[str] | None) ->
         if item in problems:
             chosen.append(item)
         elif item.startswith(":") and item[1:].isdigit():
+            check_index(max(int(item[1:]) - 1, 0), item)
             chosen.extend(ids[: int(item[1:])])
         elif "-" in item and all(part.isdigit() for part in item.split("-", 1)):
             lo, hi = (int(x) for x in item.split("-", 1))
+            if lo > hi:
+                raise KeyError(f"task range {item!r} is empty (start after end)")
+            check_index(hi, item)
             chosen.extend(ids[lo : hi + 1])
-        elif item.isdigit() and int(item) < len(ids):
+        elif item.isdigit():
+            check_index(int(item), item)
             chosen.append(ids[int(item)])
         else:
             raise KeyError(f"unknown task {item!r}; valid ids look like {ids[:3]} (or 0-9, :20)")

@@ -1,4 +1,5 @@
 import json
+import os
 import subprocess
 import sys
 import time
@@ -49,3 +50,112 @@ def test_passk_from_results_file(tmp_path, capsys):
     assert abs(out["pass@2"] - (1 - 1 / 6) / 2) < 1e-12
     assert out["pass@1_low"] <= out["pass@1"] <= out["pass@1_high"]
     assert "pass@10" not in out and "pass@10: skipped" in captured.err
+
+
+# ------------------------------------------------------------------ bad input (issue 11 item 4)
+
+
+def _rows(path, rows):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return str(path)
+
+
+def test_passk_on_an_empty_file_is_one_line(tmp_path, capsys):
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    assert main(["passk", str(empty)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"codexlab passk: {empty}: no results (empty file?)"
+
+
+def test_passk_when_no_k_can_be_computed(tmp_path, capsys):
+    path = _rows(tmp_path / "r.jsonl",
+                 [{"task_id": f"T/{t}", "passed": i < 2} for t in range(3) for i in range(5)])
+    assert main(["passk", path, "--k", "10"]) == 2
+    captured = capsys.readouterr()
+    assert "{}" not in captured.out
+    assert "nothing to compute" in captured.err and "(5 in" in captured.err
+    assert main(["passk", path, "--k", "1,10"]) == 0  # what can be computed still is
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert "pass@1" in out and "pass@10" not in out
+
+
+def test_passk_rejects_non_bool_passed_with_file_and_line(tmp_path, capsys):
+    path = _rows(tmp_path / "r.jsonl", [{"task_id": "a", "passed": True},
+                                        {"task_id": "a", "passed": "false"}])
+    assert main(["passk", path]) == 2
+    assert f"{path}:2: passed must be true or false" in capsys.readouterr().err
+
+
+def test_evaluate_names_the_file_and_line_of_a_non_utf8_byte(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("CODEXLAB_ALLOW_CODE_EXEC", "1")
+    path = tmp_path / "s.jsonl"
+    path.write_bytes(b'{"task_id": "HumanEval/0", "completion": "    return 1\\n"}\n'
+                     b'{"task_id": "HumanEval/0", "completion": "    return \xff\\n"}\n')
+    assert main(["evaluate", str(path), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"codexlab evaluate: {path}:2: not valid UTF-8")
+    assert "\n" not in err
+
+
+def test_evaluate_bad_inputs_are_one_line_each(tmp_path, capsys, monkeypatch):
+    import gzip
+
+    monkeypatch.setenv("CODEXLAB_ALLOW_CODE_EXEC", "1")
+    ok = _rows(tmp_path / "ok.jsonl", [{"task_id": "HumanEval/0", "completion": "    pass\n"}])
+    null = _rows(tmp_path / "null.jsonl", [{"task_id": "HumanEval/0", "completion": None}])
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("\n")
+    trunc = tmp_path / "t.jsonl.gz"
+    line = json.dumps({"task_id": "HumanEval/0", "completion": os.urandom(2000).hex()})
+    blob = gzip.compress((line + "\n").encode())
+    trunc.write_bytes(blob[: len(blob) // 2])
+    cases = [
+        ([null], f"{null}:1: completion must be a string"),
+        ([str(empty)], "no samples (empty file?)"),
+        ([str(trunc)], "truncated"),
+        ([str(tmp_path / "missing.jsonl")], "cannot read"),
+        ([ok, "--problems", str(tmp_path / "nope.jsonl")], "cannot read problems"),
+        ([ok, "--out", str(tmp_path / "no" / "dir" / "r.jsonl")], "cannot write"),
+    ]
+    for argv, want in cases:
+        assert main(["evaluate", *argv, "--no-progress"]) == 2, argv
+        err = capsys.readouterr().err.strip()
+        assert want in err and "\n" not in err and "Traceback" not in err, (argv, err)
+
+
+def test_task_ranges_past_the_last_problem_are_refused(capsys):
+    import pytest
+
+    from codexlab.problems import load_humaneval, select_tasks
+
+    he = load_humaneval()
+    for sel in ("0-999", ":200", "164", "5-3"):
+        with pytest.raises(KeyError) as exc:
+            select_tasks(he, sel)
+        assert sel in exc.value.args[0]
+    assert "164 problems" in str(pytest.raises(KeyError, select_tasks, he, "0-999").value)
+    assert len(select_tasks(he, "0-163")) == len(select_tasks(he, ":164")) == 164
+    assert list(select_tasks(he, "163")) == ["HumanEval/163"]
+
+
+def test_store_options_may_follow_the_action(tmp_path, capsys):
+    from codexlab.store import Store
+
+    samples = _rows(tmp_path / "s.jsonl", [{"task_id": "HumanEval/0", "completion": "x"}] * 2)
+    db = str(tmp_path / "st.sqlite")
+    assert main(["store", "import", samples, "--store", db]) == 0
+    st = Store(db)
+    (set_id,) = [s["set_id"] for s in st.sample_sets()]
+    st.close()
+    capsys.readouterr()
+    out1, out2, out3 = (str(tmp_path / f"o{i}.jsonl") for i in range(3))
+    assert main(["store", "export", "--set", set_id, "--store", db, out1]) == 0
+    assert main(["store", "--store", db, "export", out2, "--set", set_id]) == 0
+    assert main(["store", "export", out3, "--with-verdicts", "--set", set_id, "--store", db]) == 0
+    for o in (out1, out2, out3):
+        assert len(open(o).read().splitlines()) == 2
+    assert main(["store", "info", "--store", db]) == 0
+    assert set_id in capsys.readouterr().out
+    assert main(["store", "export", "--set", "nope", "--store", db, out1]) == 2
+    assert "no sample set 'nope'" in capsys.readouterr().err

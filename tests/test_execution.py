@@ -367,18 +367,53 @@ print(json.dumps({"uid": os.getuid(), "probe": probe_isolation(),
 @pytest.mark.skipif(os.geteuid() != 0 or not os.path.exists("/usr/bin/setpriv")
                     or not os.path.exists("/usr/bin/python3"),
                     reason="needs root, setpriv and a system python to impersonate a user")
-def test_works_degraded_as_a_normal_user():
-    """The engine as uid 65534 (no uid drop, no pid namespaces): still contained, warns."""
-    import subprocess
+def _world_readable_copy_of_package() -> str:
+    """Copy the ``codexlab`` package into a fresh world-readable directory; return its parent.
+
+    The checkout itself may live where uid 65534 cannot read (a 0700 temp dir, a home
+    directory), so the test imports a copy instead. The copy goes under the first of
+    ``$TMPDIR``, ``/tmp``, ``/var/tmp`` and ``/dev/shm`` that every user can traverse.
+    """
+    import shutil
+    import tempfile
     from pathlib import Path
 
     import codexlab
+    from codexlab.execution.zygote import _world_traversable
 
-    repo = str(Path(codexlab.__file__).resolve().parent.parent)
-    proc = subprocess.run(
-        ["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-         "/usr/bin/python3", "-I", "-c", NONROOT_SCRIPT, repo],
-        capture_output=True, text=True, timeout=120, cwd="/", env={"PATH": "/usr/bin:/bin"})
+    src = Path(codexlab.__file__).resolve().parent
+    bases = [tempfile.gettempdir(), "/tmp", "/var/tmp", "/dev/shm"]
+    base = next((b for b in bases if os.path.isdir(b) and _world_traversable(b)), None)
+    if base is None:
+        pytest.skip("no world-traversable temporary directory to copy the package into")
+    parent = tempfile.mkdtemp(prefix="codexlab-nonroot-", dir=base)
+    shutil.copytree(src, os.path.join(parent, "codexlab"),
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    for root, _dirs, files in os.walk(parent):
+        os.chmod(root, 0o755)
+        for f in files:
+            os.chmod(os.path.join(root, f), 0o644)
+    return parent
+
+
+def test_works_degraded_as_a_normal_user():
+    """The engine as uid 65534 (no uid drop, no pid namespaces): still contained, warns.
+
+    Runs from a world-readable copy of the package, so it does not depend on where the
+    checkout lives (a checkout in a 0700 directory is not readable by uid 65534).
+    """
+    import shutil
+    import subprocess
+
+    repo = _world_readable_copy_of_package()
+    try:
+        proc = subprocess.run(
+            ["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+             "/usr/bin/python3", "-I", "-c", NONROOT_SCRIPT, repo],
+            capture_output=True, text=True, timeout=120, cwd="/",
+            env={"PATH": "/usr/bin:/bin"})
+    finally:
+        shutil.rmtree(repo, ignore_errors=True)
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["uid"] == 65534

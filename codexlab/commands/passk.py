@@ -18,6 +18,26 @@ def parse_ks(text: str) -> list[int]:
     return ks
 
 
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must lie between 0 and 1, got {text!r}")
+    return value
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {text!r}")
+    return value
+
+
 def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add the ``passk`` sub-command."""
     p = sub.add_parser(
@@ -32,15 +52,21 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("results", metavar="RESULTS.jsonl",
                    help="human-eval results file (task_id, passed)")
     p.add_argument("--k", type=parse_ks, default=[1, 10, 100], help="k values, e.g. 1,10,100")
-    p.add_argument("--confidence", type=float, default=0.95,
-                   help="interval coverage (default 0.95)")
-    p.add_argument("--n-boot", type=int, default=2000, help="bootstrap replicates (default 2000)")
+    p.add_argument("--confidence", type=_fraction, default=0.95,
+                   help="interval coverage, between 0 and 1 (default 0.95)")
+    p.add_argument("--n-boot", type=_count, default=2000,
+                   help="bootstrap replicates (default 2000)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     return p
 
 
 def run(args: argparse.Namespace) -> int:
-    """Execute ``codexlab passk``."""
+    """Execute ``codexlab passk``.
+
+    Exit status 2, with one line on stderr naming the file (and line), when the results
+    file cannot be used, and when no requested k can be computed (every k exceeds the
+    smallest number of samples of a task).
+    """
     import json
     import sys
 
@@ -49,19 +75,30 @@ def run(args: argparse.Namespace) -> int:
     from codexlab.metrics import bootstrap_pass_at_k
     from codexlab.problems import iter_jsonl
 
+    def fail(msg: str) -> int:
+        print(f"codexlab passk: {msg}", file=sys.stderr)
+        return 2
+
     counts: dict[str, list[int]] = {}
     try:
         for lineno, row in iter_jsonl(args.results):
             if "task_id" not in row or "passed" not in row:
-                print(f"codexlab passk: {args.results}:{lineno}: needs task_id and passed "
-                      "(run `codexlab evaluate` first to get a results file)", file=sys.stderr)
-                return 2
+                return fail(f"{args.results}:{lineno}: needs task_id and passed (run "
+                            "`codexlab evaluate` first to get a results file)")
+            if not isinstance(row["passed"], bool):
+                return fail(f"{args.results}:{lineno}: passed must be true or false, got "
+                            f"{json.dumps(row['passed'])[:40]}")
+            if not isinstance(row["task_id"], str):
+                return fail(f"{args.results}:{lineno}: task_id must be a string")
             nc = counts.setdefault(row["task_id"], [0, 0])
             nc[0] += 1
-            nc[1] += bool(row["passed"])
-    except (OSError, ValueError) as exc:
-        print(f"codexlab passk: {exc}", file=sys.stderr)
-        return 2
+            nc[1] += row["passed"]
+    except OSError as exc:
+        return fail(f"cannot read {args.results}: {exc.strerror or exc}")
+    except ValueError as exc:
+        return fail(str(exc))
+    if not counts:
+        return fail(f"{args.results}: no results (empty file?)")
     n = np.array([v[0] for v in counts.values()])
     c = np.array([v[1] for v in counts.values()])
     out: dict[str, float] = {}
@@ -79,5 +116,8 @@ def run(args: argparse.Namespace) -> int:
         out[f"pass@{k}"] = est
         out[f"pass@{k}_low"] = lo
         out[f"pass@{k}_high"] = hi
+    if not out:
+        return fail(f"nothing to compute: every k in {args.k} exceeds the smallest number of "
+                    f"samples per task ({n.min()} in {args.results}); pass a smaller --k")
     print(json.dumps(out))
     return 0

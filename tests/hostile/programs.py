@@ -156,9 +156,11 @@ PROGRAMS: list[Hostile] = [
        "    import os, signal\n    for p in (os.getppid(), 0, -1):\n        try:\n"
        "            os.kill(p, signal.SIGKILL)\n        except BaseException:\n"
        "            pass\n    return a + b\n", "passed", "error"),
+    # (Skips its own pid: a process that kills itself dies, as anywhere; see sigkill_self.)
     _h("kill_guessed_pids", "lifecycle",
        "    import os\n    for p in range(2, 4000):\n        try:\n"
-       "            os.kill(p, 9)\n        except BaseException:\n            pass\n"
+       "            if p != os.getpid():\n                os.kill(p, 9)\n"
+       "        except BaseException:\n            pass\n"
        "    return a + b\n", "passed"),
     _h("killpg_own_group", "lifecycle",
        "    import os, signal\n    try:\n        os.killpg(os.getpgid(0), signal.SIGKILL)\n"
@@ -218,6 +220,46 @@ PROGRAMS: list[Hostile] = [
                                         "assert os.geteuid() == 0"), "passed"),
     _h("unshare_mount", "escape",
        _attack("import ctypes\nassert ctypes.CDLL(None).unshare(0x00020000) == 0"), "passed"),
+    # ------------------------------------------------------------ signals to itself
+    # Never the namespace's init: each ends the process as it would any normal process.
+    _h("sigterm_self", "tampering",
+       "    import os, signal\n    os.kill(os.getpid(), signal.SIGTERM)\n    return a + b\n",
+       "error"),
+    _h("sigkill_self", "tampering",
+       "    import os, signal\n    os.kill(os.getpid(), signal.SIGKILL)\n    return a + b\n",
+       "error"),
+    _h("sigsegv_self", "tampering",
+       "    import signal\n    signal.raise_signal(signal.SIGSEGV)\n    return a + b\n", "error"),
+    _h("sigint_self", "tampering",
+       "    import os, signal\n    os.kill(os.getpid(), signal.SIGINT)\n    return a + b\n",
+       "error"),
+    _h("kill_every_visible_pid", "lifecycle",
+       _attack("n = 0\nfor p in range(1, 300):\n    if p != os.getpid():\n        try:\n"
+               "            os.kill(p, 9)\n            n += 1\n        except OSError:\n"
+               "            pass\nassert n > 0"), "passed"),
+    # ------------------------------------------------------------ well-known types as bait
+    _h("counter_subclass_eq", "tampering",
+       "    import collections\n    class C(collections.Counter):\n"
+       "        def __eq__(self, o): return True\n    return C()\n", "failed"),
+    _h("namedtuple_subclass_eq", "tampering",
+       "    import collections\n    P = collections.namedtuple('P', 'x')\n    class Q(P):\n"
+       "        def __eq__(self, o): return True\n    return Q(0)\n", "failed"),
+    _h("ndarray_subclass_eq", "tampering",
+       "    import numpy as np\n    class A(np.ndarray):\n        def __eq__(self, o): return True\n"
+       "    return np.zeros(1).view(A)\n", "failed"),
+    _h("patched_counter_type", "tampering",
+       "    import collections\n    class Yes(dict):\n        def __eq__(self, o): return True\n"
+       "    collections.Counter = Yes\n    return Yes()\n", "failed"),
+    _h("endless_generator", "resources",
+       "    def g():\n        while True:\n            yield a + b\n    return g()\n",
+       "failed", "timeout"),
+    _h("generator_exits_process", "tampering",
+       "    import os\n    def g():\n        yield a + b\n        os._exit(0)\n    return g()\n",
+       "error"),
+    _h("iterator_of_own_class", "tampering",
+       "    class It:\n        def __iter__(self): return self\n"
+       "        def __next__(self): raise StopIteration\n"
+       "        def __eq__(self, o): return True\n    return It()\n", "failed"),
     # ------------------------------------------------------------ fidelity (must pass)
     _h("helper_after_entry", "fidelity",
        "    return _helper(a, b)\n\n\ndef _helper(x, y):\n    return x + y\n", "passed"),
@@ -251,4 +293,12 @@ PROGRAMS: list[Hostile] = [
     _h("state_across_calls", "fidelity",
        "    global _calls\n    _calls = globals().get('_calls', 0) + 1\n    return a + b\n", "passed"),
     _h("returns_big_int", "fidelity", "    return int(str(a)) + int(str(b))\n", "passed"),
+    _h("returns_numpy_int", "fidelity",
+       "    import numpy as np\n    return np.int64(a) + b if abs(a) < 2**62 else a + b\n",
+       "passed"),
+    _h("returns_fraction", "fidelity",
+       "    from fractions import Fraction\n    return Fraction(a) + b\n", "passed"),
+    _h("handles_its_own_signal", "fidelity",
+       "    import os, signal\n    signal.signal(signal.SIGUSR1, lambda *x: None)\n"
+       "    os.kill(os.getpid(), signal.SIGUSR1)\n    return a + b\n", "passed"),
 ]
