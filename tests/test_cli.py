@@ -159,3 +159,15 @@ def test_store_options_may_follow_the_action(tmp_path, capsys):
     assert set_id in capsys.readouterr().out
     assert main(["store", "export", "--set", "nope", "--store", db, out1]) == 2
     assert "no sample set 'nope'" in capsys.readouterr().err
+
+
+def test_problems_show_unknown_task_has_no_stray_quotes() -> None:
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "codexlab", "problems", "show", "HumanEval/999"],
+                       capture_output=True, text=True)
+    assert r.returncode == 2
+    line = r.stderr.strip().splitlines()[-1]
+    assert line.startswith("codexlab problems show: unknown task 'HumanEval/999'")
+    assert not line.endswith('"')

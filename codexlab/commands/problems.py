@@ -44,7 +44,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         (prob,) = select_tasks(problems, args.task).values()
     except (KeyError, ValueError) as exc:
-        print(f"codexlab problems show: {exc}", file=sys.stderr)
+        # str() of a KeyError quotes its message; print the message itself.
+        print(f"codexlab problems show: {exc.args[0] if exc.args else exc}", file=sys.stderr)
         return 2
     if args.field:
         print(prob[args.field])
