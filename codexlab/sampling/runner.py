@@ -249,6 +249,8 @@ def _sample_into(st: Any, model_name_or_path: str, problems: Mapping[str, Any],
     from codexlab.sampling.engine import SamplingEngine
 
     engine = SamplingEngine(model, tokenizer, cfg)
+    todo_problems = {t: problems[t] for t in missing}
+    engine.settle(todo_problems, missing)       # record the run's real decode path
     todo = sum(len(v) for v in missing.values())
     config = {"model": model_name_or_path, "set_id": set_id, "sampling": cfg.to_dict(),
               "tasks": len(missing), "todo": todo}
@@ -270,7 +272,7 @@ def _sample_into(st: Any, model_name_or_path: str, problems: Mapping[str, Any],
     status = "failed"
     summary: dict[str, Any] = {}
     try:
-        for row in engine.run({t: problems[t] for t in missing}, missing, progress=progress):
+        for row in engine.run(todo_problems, missing, progress=progress):
             buf.append(row)
             if len(buf) >= commit_rows or time.monotonic() - last >= commit_every_s:
                 flush()

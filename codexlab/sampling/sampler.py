@@ -169,3 +169,53 @@ def nucleus_distribution(logits: torch.Tensor, temperature: float, top_p: float)
     keep[order[: min(k, p.numel())]] = True
     q = torch.where(keep, p, torch.zeros_like(p))
     return q / q.sum()
+
+
+def draw_margin(logits: torch.Tensor, u: float, temperature: float, top_p: float, *,
+                allowed: torch.Tensor | None = None) -> float:
+    """Return how close one draw of :func:`sample_step` is to choosing another token.
+
+    The draw compares the target ``u * nucleus_mass`` with the nucleus cdf, ranks tokens by
+    probability, and sizes the nucleus by ``top_p``. Logits that differ only by floating-point
+    rounding (the same row computed in batches of other sizes: about 1e-6 in float32 on a
+    CPU) can change the chosen token only where one of these comparisons is that close. This
+    returns the smallest of them, in probability mass (float64): the target's distance to the
+    chosen rank's two cdf boundaries, the chosen token's probability gap to its neighbours in
+    rank, and the distance of the cdf at the nucleus' last two ranks to ``top_p``. Greedy
+    (``temperature == 0``): the gap between the two largest logits.
+
+    It is how the tests (and anyone comparing two runs) tell a near-tie from a real
+    difference: see "Determinism" in :mod:`~codexlab.sampling.engine`.
+
+    Args:
+        logits: ``(vocab,)`` next-token logits of one row.
+        u: That step's uniform of the row's stream (:func:`~codexlab.sampling.rng.batch_uniforms`).
+        temperature: As in :func:`sample_step`.
+        top_p: As in :func:`sample_step`.
+        allowed: Optional ``(vocab,)`` token-healing mask, as in :func:`sample_step`.
+    """
+    x = logits.detach().double().flatten()
+    if allowed is not None:
+        x = x.masked_fill(~allowed.flatten(), float("-inf"))
+    if temperature == 0:
+        top = torch.topk(x, 2).values
+        return float(top[0] - top[1])
+    desc = torch.sort(torch.softmax(x / temperature, dim=-1), descending=True).values
+    cdf = desc.cumsum(0)
+    V = int(desc.numel())
+    last = V - 1 if top_p >= 1.0 else min(int(torch.searchsorted(
+        cdf, torch.tensor([float(top_p)], dtype=torch.float64))[0]), V - 1)
+    mass = float(cdf[last])
+    target = float(u) * mass
+    k = min(int(torch.searchsorted(cdf, torch.tensor([target], dtype=torch.float64),
+                                   right=True)[0]), last)
+    gaps = [abs(target - float(cdf[k]))]
+    if k > 0:
+        gaps += [abs(target - float(cdf[k - 1])), float(desc[k - 1] - desc[k])]
+    if k + 1 < V:
+        gaps.append(float(desc[k] - desc[k + 1]))
+    if top_p < 1.0:
+        gaps.append(abs(float(cdf[last]) - top_p))
+        if last > 0:
+            gaps.append(abs(float(cdf[last - 1]) - top_p))
+    return min(gaps)
