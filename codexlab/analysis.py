@@ -235,21 +235,39 @@ def temperature_table(
     return passk_table(sub, ks, n_boot=n_boot, confidence=confidence, seed=seed)
 
 
-def best_temperature_table(temps: pd.DataFrame) -> pd.DataFrame:
+#: The paper's best temperatures for its 679M model (§3.3, Fig 5 bottom): k → T*.
+PAPER_T_STAR = {1: 0.2, 100: 0.8}
+
+#: ``source`` of the paper's rows in :func:`best_temperature_table` (``paper=True``).
+PAPER_T_STAR_SOURCE = "paper: Codex-679M"
+
+
+def best_temperature_table(temps: pd.DataFrame, *, paper: bool = False) -> pd.DataFrame:
     """Return the best temperature per k (the upper hull of :func:`temperature_table`).
 
     Reproduces: Codex paper Fig 5 (bottom).
 
+    Args:
+        temps: :func:`temperature_table`.
+        paper: Append the paper's T* rows (:data:`PAPER_T_STAR`, at their true k, which may
+            exceed our largest k) with ``source`` :data:`PAPER_T_STAR_SOURCE`, so the table
+            behind the figure holds every point it draws.
+
     Returns:
-        DataFrame ``k, temperature, pass_at_k, tied``; ``tied`` counts the temperatures that
-        reach the same maximum (``temperature`` is then the lowest of them, and a figure
-        should not read it as a preference: e.g. every T ties at 0 for a model that solves
-        nothing).
+        DataFrame ``k, temperature, pass_at_k, tied, source``; ``tied`` counts the
+        temperatures that reach the same maximum (``temperature`` is then the lowest of
+        them, and a figure should not read it as a preference: e.g. every T ties at 0 for a
+        model that solves nothing); ``source`` is ``"ours"`` or the paper's.
     """
     best = best_temperature_per_k(temps)
     top = temps.groupby("k")["pass_at_k"].transform("max")
     tied = temps[np.isclose(temps["pass_at_k"], top, rtol=0, atol=1e-12)].groupby("k").size()
     best["tied"] = best["k"].map(tied).fillna(1).astype(int)
+    best["source"] = "ours"
+    if paper:
+        ref = pd.DataFrame({"k": list(PAPER_T_STAR), "temperature": list(PAPER_T_STAR.values()),
+                            "pass_at_k": np.nan, "tied": 0, "source": PAPER_T_STAR_SOURCE})
+        best = pd.concat([best, ref], ignore_index=True)
     return best
 
 
@@ -279,13 +297,15 @@ def ranking_table(
         seed: Bootstrap seed.
 
     Returns:
-        DataFrame ``k, heuristic, pass_rate, lo, hi, n_tasks``.
+        DataFrame ``model, temperature, k, heuristic, pass_rate, lo, hi, n_tasks, n_min``
+        (``n_min``: the fewest samples of any task, the largest k possible).
     """
     sub = df[(df["model"] == model) & np.isclose(df["temperature"].astype(float), temperature)]
     sub = sub.dropna(subset=["passed", "mean_logprob", "sum_logprob"])
     if not len(sub):
         raise ValueError(f"no executed samples with log-probs for {model} at T={temperature}")
-    k_max = min(k_max, int(sub.groupby("task_id").size().min()))
+    n_min = int(sub.groupby("task_id").size().min())
+    k_max = min(k_max, n_min)
     per_task = {h: [] for h in HEURISTICS}
     for _, g in sub.groupby("task_id", sort=True):
         cur = ranking_curves({"t": {"passed": g["passed"].astype(bool).to_numpy(),
@@ -303,8 +323,10 @@ def ranking_table(
         boot = weights @ mat
         lo, hi = np.quantile(boot, [alpha, 1 - alpha], axis=0)
         for j in range(k_max):
-            rows.append({"k": j + 1, "heuristic": h, "pass_rate": float(mat[:, j].mean()),
-                         "lo": float(lo[j]), "hi": float(hi[j]), "n_tasks": mat.shape[0]})
+            rows.append({"model": model, "temperature": float(temperature), "k": j + 1,
+                         "heuristic": h, "pass_rate": float(mat[:, j].mean()),
+                         "lo": float(lo[j]), "hi": float(hi[j]), "n_tasks": mat.shape[0],
+                         "n_min": n_min})
     return pd.DataFrame(rows)
 
 
@@ -343,8 +365,9 @@ def bleu_samples_table(df: pd.DataFrame, model: str, temperature: float, n_tasks
     Reproduces: Codex paper Fig 8.
 
     Returns:
-        DataFrame ``panel, task_id, idx, bleu, passed, outcome``; ``panel`` is a task id or
-        :data:`POOLED`; ``outcome`` is ``"correct"`` or ``"wrong"``.
+        DataFrame ``model, temperature, panel, task_id, idx, bleu, passed, outcome``;
+        ``panel`` is a task id or :data:`POOLED`; ``outcome`` is ``"correct"`` or
+        ``"wrong"``.
     """
     sub = df[(df["model"] == model) & np.isclose(df["temperature"].astype(float), temperature)]
     sub = sub.dropna(subset=["passed", "bleu"])
@@ -356,32 +379,9 @@ def bleu_samples_table(df: pd.DataFrame, model: str, temperature: float, n_tasks
     out = pd.concat(parts, ignore_index=True)[["panel", "task_id", "idx", "bleu", "passed"]]
     out["passed"] = out["passed"].astype(bool)
     out["outcome"] = np.where(out["passed"], "correct", "wrong")
+    out.insert(0, "temperature", float(temperature))
+    out.insert(0, "model", model)
     return out.reset_index(drop=True)
-
-
-def bleu_density(values: Sequence[float], grid: np.ndarray | None = None) -> pd.DataFrame:
-    """Gaussian kernel density of BLEU scores on [0, 100] (Scott's bandwidth, reflected).
-
-    A density needs spread: with fewer than two values, or all equal, the bandwidth falls to
-    2 BLEU points so the mass still shows as a narrow bump.
-
-    Returns:
-        DataFrame ``bleu, density``.
-    """
-    x = np.asarray(values, dtype=float)
-    grid = np.linspace(0, 100, 201) if grid is None else grid
-    if not len(x):
-        return pd.DataFrame({"bleu": grid, "density": np.zeros_like(grid)})
-    sd = float(x.std(ddof=1)) if len(x) > 1 else 0.0
-    bw = max(1.06 * sd * len(x) ** (-1 / 5), 2.0)
-    # BLEU lives on [0, 100]: reflect the kernels at both bounds so no mass leaks outside
-    # (a plain KDE would dip at 100, where correct samples that equal the reference sit).
-    dens = np.zeros_like(grid, dtype=float)
-    for centres in (x, -x, 200.0 - x):
-        z = (grid[:, None] - centres[None, :]) / bw
-        dens += np.exp(-0.5 * z**2).sum(axis=1)
-    dens /= len(x) * bw * math.sqrt(2 * math.pi)
-    return pd.DataFrame({"bleu": grid, "density": dens})
 
 
 def bleu_task_table(df: pd.DataFrame, model: str, temperature: float) -> pd.DataFrame:
@@ -487,21 +487,71 @@ def estimator_data_table(df: pd.DataFrame, model: str, temperature: float,
 
 
 # -- a one-line summary per set ------------------------------------------------------------
+#: Verdict statuses every summary shows (even at 0), in the execution engine's order; rarer
+#: ones (``memory``, ``output_limit``, ``sandbox_error``) get a column only when they occur.
+CORE_STATUSES = ("passed", "failed", "error", "syntax_error", "timeout")
+
+#: Column (and explorer filter) of samples that have no verdict yet.
+NOT_EXECUTED = "not_executed"
+
+
+def status_vocabulary() -> tuple[str, ...]:
+    """Return every verdict status, in order: the execution engine's :data:`STATUSES`."""
+    from codexlab.execution.verdicts import STATUSES
+
+    return tuple(STATUSES)
+
+
+def status_counts(statuses: pd.Series) -> dict[str, int]:
+    """Count samples per verdict status; the counts sum to ``len(statuses)``.
+
+    Every status of :data:`CORE_STATUSES` is present (0 when absent), then the other
+    statuses of :func:`status_vocabulary` that occur, then any unknown status text as it is,
+    then :data:`NOT_EXECUTED` for samples without a verdict (when there are any).
+    """
+    vocab = status_vocabulary()
+    s = statuses.astype("object")
+    missing = int(s.isna().sum())
+    seen = s.dropna().astype(str).value_counts()
+    out = {st: int(seen.get(st, 0)) for st in vocab if st in CORE_STATUSES or st in seen}
+    for st in sorted(set(seen.index) - set(vocab)):
+        out[st] = int(seen[st])
+    if missing:
+        out[NOT_EXECUTED] = missing
+    return out
+
+
 def summary_table(df: pd.DataFrame, ks: Sequence[int] = (1,)) -> pd.DataFrame:
-    """Return per (model, temperature): tasks, samples, status counts and pass@k for ``ks``."""
+    """Return per (model, temperature): tasks, samples, a column per status, and pass@k.
+
+    The status columns (:func:`status_counts`: ``passed``, ``failed``, ``error``,
+    ``syntax_error``, ``timeout``, then rarer ones and ``not_executed`` when they occur)
+    sum to ``samples``; ``executed`` is ``samples`` less ``not_executed``.
+    """
     rows = []
     for (model, temp), g in df.groupby(["model", "temperature"], sort=True):
         counts = task_counts(g)
         row: dict[str, Any] = {"model": model, "temperature": float(temp),
                                "tasks": g["task_id"].nunique(), "samples": len(g),
-                               "executed": int(g["passed"].notna().sum()),
-                               "passed": int(g["passed"].fillna(False).astype(bool).sum())}
+                               "executed": int(g["passed"].notna().sum())}
+        if "status" in g:
+            statuses = g["status"].where(g["passed"].notna())
+        else:  # a table with verdicts but no status text: passed / failed only
+            statuses = g["passed"].map({True: "passed", False: "failed"})
+        row.update(status_counts(statuses))
         if len(counts):
             for k in ks:
                 if k <= counts["n"].min():
                     row[f"pass@{k}"] = float(np.mean(pass_at_k(counts["n"], counts["c"], k)))
-        if "status" in g:
-            for status, cnt in g["status"].value_counts().items():
-                row[f"status:{status}"] = int(cnt)
         rows.append(row)
-    return pd.DataFrame(rows)
+    out = pd.DataFrame(rows)
+    # Status columns in vocabulary order (a status seen in only some rows is 0 elsewhere),
+    # then pass@k.
+    vocab = [*status_vocabulary(), NOT_EXECUTED]
+    base = ["model", "temperature", "tasks", "samples", "executed"]
+    status_cols = sorted((c for c in out.columns if c not in base and not c.startswith("pass@")),
+                         key=lambda c: (vocab.index(c) if c in vocab else len(vocab) - 0.5, c))
+    for c in status_cols:
+        out[c] = out[c].fillna(0).astype(int)
+    rest = [c for c in out.columns if c.startswith("pass@")]
+    return out[[c for c in base if c in out.columns] + status_cols + rest]

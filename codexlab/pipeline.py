@@ -26,6 +26,13 @@ from typing import Any
 
 from codexlab.config import FigureConfig
 
+# The model registry lives in codexlab.models (codexlab.config names models without importing
+# this module); model_label stays importable from here too.
+from codexlab.models.registry import card_fields as _card_fields
+from codexlab.models.registry import model_aliases as _model_aliases
+from codexlab.models.registry import model_card as _card
+from codexlab.models.registry import model_label
+
 #: Columns of the compact per-sample table (no completion text: it is large, and no figure
 #: needs it).
 COMPACT_COLUMNS = (
@@ -44,119 +51,6 @@ STAGES = ("sample", "execute", "bleu")
 
 
 # -- models ------------------------------------------------------------------------------
-def builtin_model_names() -> list[str]:
-    """Return the built-in model names, smallest first (``[]`` when none are trained yet).
-
-    Uses :func:`codexlab.models.builtin_models` when that module provides it, else lists
-    the folders of ``data/models`` that hold a ``config.json``, ordered by parameter count.
-    """
-    try:
-        from codexlab.models import builtin_models  # type: ignore[attr-defined]
-
-        return list(builtin_models())
-    except (ImportError, AttributeError):
-        pass
-    from codexlab.paths import MODELS_DIR
-
-    if not MODELS_DIR.is_dir():
-        return []
-    dirs = [p for p in MODELS_DIR.iterdir() if (p / "config.json").exists()]
-    return [p.name for p in sorted(dirs, key=lambda p: (_card_params(p) or 0, p.name))]
-
-
-def compact_model_names(cfg: FigureConfig) -> list[str]:
-    """Return the models of the committed compact results of cfg's mode, smallest first."""
-    import pandas as pd
-
-    path = cfg.compact_results_dir() / "models.csv"
-    if not path.exists():
-        return []
-    df = pd.read_csv(path)
-    return df.sort_values("params_total", kind="stable")["model"].astype(str).tolist()
-
-
-def model_dir(model: str) -> Path | None:
-    """Return the local folder of a model name or path, or None (e.g. a hub id)."""
-    p = Path(model).expanduser()
-    if p.is_dir():
-        return p
-    from codexlab.paths import MODELS_DIR
-
-    cand = MODELS_DIR / model
-    return cand if cand.is_dir() else None
-
-
-def model_label(model: str) -> str:
-    """Return the short name a model is shown under: a folder's name, else the id itself."""
-    p = Path(model).expanduser()
-    return p.name if (p.is_dir() or p.is_absolute()) else model
-
-
-def _model_aliases(model: str) -> set[str]:
-    """Names under which a store may record a model (name, path, resolved path)."""
-    out = {model, model_label(model)}
-    d = model_dir(model)
-    if d is not None:
-        out |= {str(d), str(d.resolve()), d.name}
-    return out
-
-
-def _card(model: str) -> dict[str, Any]:
-    d = model_dir(model)
-    if d is None:
-        return {}
-    if (d / "model_card.json").exists():
-        return json.loads((d / "model_card.json").read_text())
-    return {"params": _params_from_weights(d)}
-
-
-#: Tensor-name fragments of embedding and unembedding matrices (excluded from the
-#: non-embedding count, as in the Codex and Kaplan et al. scaling fits).
-_EMBEDDING_NAMES = ("embed", "wte", "wpe", "lm_head")
-
-
-def _params_from_weights(d: Path) -> dict[str, int]:
-    """Count parameters from the safetensors headers of a model folder (no torch, no load).
-
-    Any Hugging Face model without a codexlab card still gets a point on the scaling figure.
-    Tied output embeddings are stored once, so they are counted once.
-    """
-    import struct
-
-    total = emb = 0
-    for f in sorted(d.glob("*.safetensors")):
-        with open(f, "rb") as fh:
-            (size,) = struct.unpack("<Q", fh.read(8))
-            header = json.loads(fh.read(size))
-        for name, info in header.items():
-            if name == "__metadata__":
-                continue
-            n = math.prod(info["shape"])
-            total += n
-            if any(part in name for part in _EMBEDDING_NAMES):
-                emb += n
-    return {"total": total, "non_embedding": total - emb} if total else {}
-
-
-def _card_params(d: Path) -> int | None:
-    path = d / "model_card.json"
-    card = json.loads(path.read_text()) if path.exists() else {}
-    return _card_fields(card)["params_total"]
-
-
-def _card_fields(card: dict[str, Any]) -> dict[str, Any]:
-    """Pick parameter counts and losses out of a model card (nested or flat layout)."""
-    params = card.get("params") if isinstance(card.get("params"), dict) else {}
-    ev = card.get("eval") if isinstance(card.get("eval"), dict) else {}
-    return {
-        "params_total": params.get("total", card.get("params_total")),
-        "params_non_embedding": params.get("non_embedding", card.get("params_non_embedding")),
-        "heldout_loss": ev.get("heldout_loss", card.get("heldout_loss")),
-        "humaneval_text_loss": ev.get("humaneval_text_loss", card.get("humaneval_text_loss")),
-        "loss_unit": ev.get("loss_unit", card.get("loss_unit", "")),
-    }
-
-
 def model_table(cfg: FigureConfig) -> Any:
     """Return one row per model of ``cfg``: parameters and held-out losses from its card.
 
@@ -208,21 +102,26 @@ def find_set(store: Any, cfg: FigureConfig, model: str, temperature: float) -> s
     """Return the id of the stored sample set of (model, T) under cfg's protocol, or None.
 
     Matches model (by any alias, or by folder name for a store made elsewhere), the weights
-    fingerprint when both sides have one, temperature, top_p, seed and max_new_tokens; when
-    several sets match (e.g. made by different engine versions), the one with most samples
-    wins.
+    fingerprint when both sides have one, token healing (the sampling runner's default for
+    the model), temperature, top_p, seed and max_new_tokens; when several sets match (e.g.
+    made by different engine versions), the one with most samples wins.
     """
+    from codexlab.sampling.healing import default_token_healing
     from codexlab.sampling.runner import weights_fingerprint
 
     aliases = _model_aliases(model)
     label = model_label(model)
     weights = weights_fingerprint(model)
+    healing = default_token_healing(model)
     best: tuple[int, str] | None = None
     for s in store.sample_sets():
         # Sets drawn from other weights of the same model name are not this model's samples;
         # sets without a fingerprint (imported tables, hub models) match by name alone.
         have = (s.get("extra") or {}).get("weights")
         if weights and have and have != weights:
+            continue
+        # Token healing changes what is sampled: never mix sets drawn with and without it.
+        if int((s.get("extra") or {}).get("token_healing", 0)) != healing:
             continue
         # A store made on another machine records that machine's absolute model path; its
         # folder name still identifies the model.
@@ -243,12 +142,19 @@ def grid_status(cfg: FigureConfig, store: Any = None) -> Any:
     """Return per (model, T): set id, tasks, samples, verdicts, BLEU scores, and what is missing.
 
     A set is complete when every selected task has ``n`` samples, each with a verdict and BLEU.
+    Without a run store every row reports nothing stored; no store file is created (a fresh
+    clone re-plotting the committed tables must not be left with an empty store).
     """
     import pandas as pd
 
     from codexlab.store import Store
 
     own = store is None
+    if own and not cfg.store_path().exists():
+        problems, _ = load_problems(cfg)
+        return pd.DataFrame([{"model": model_label(m), "temperature": t, "set_id": None,
+                              "wanted": len(problems) * cfg.n, "samples": 0, "verdicts": 0,
+                              "bleu": 0, "complete": False} for m, t in cfg.grid()])
     store = Store(cfg.store_path()) if own else store
     try:
         problems, _ = load_problems(cfg)
@@ -357,9 +263,10 @@ def run_grid(
 ) -> Any:
     """Make the store hold every sample, verdict and BLEU score of cfg's grid.
 
-    For each (model, T) of :meth:`FigureConfig.grid`, smallest model first: sample the
-    missing indices, execute samples without a verdict, score samples without BLEU. Safe to
-    kill and rerun at any point.
+    Stage by stage over the (model, T) sets of :meth:`FigureConfig.grid`: sample the missing
+    indices of every set, then execute samples without a verdict, then score samples without
+    BLEU; with ``progress``, one bar per stage counted in samples. Safe to kill and rerun at
+    any point. The returned frame's ``attrs["run_summary"]`` counts what this run did.
 
     Args:
         cfg: The run config.
@@ -406,39 +313,200 @@ def run_grid(
                              provenance.collect({"problems_sha256": pinfo["problems_sha256"]}))
     summary: dict[str, Any] = {"sampled": 0, "executed": 0, "bleu": 0}
     status = "failed"
+    t_start = time.perf_counter()
     try:
-        if "sample" in stages and sample_fn is _default_sample_fn and cfg.sample_workers > 1:
-            summary["sampled"] += _sample_parallel(cfg, store, problems, pinfo["problems_sha256"],
-                                                   progress)
-        for model, temp in cfg.grid():
-            tag = f"{model_label(model)} T={temp:g}"
-            t0 = time.perf_counter()
-            set_id = find_set(store, cfg, model, temp)
-            if "sample" in stages:
-                have = 0 if set_id is None else _count(store, set_id, problems, cfg.n)
-                if have < len(problems) * cfg.n:
-                    _say(progress, f"[{tag}] sampling {len(problems) * cfg.n - have} samples")
-                    set_id = sample_fn(model, problems, cfg, temp, store, progress,
-                                       pinfo["problems_sha256"])
-                    summary["sampled"] += _count(store, set_id, problems, cfg.n) - have
-            if set_id is None:
-                _say(progress, f"[{tag}] no samples stored; skipped")
-                continue
-            if "execute" in stages:
-                summary["executed"] += _execute_set(store, set_id, problems, cfg, force, progress,
-                                                    execute_fn, run_id, tag)
-            if "bleu" in stages:
-                summary["bleu"] += _bleu_set(store, set_id, problems, cfg, force, progress, tag)
-            _say(progress, f"[{tag}] done in {time.perf_counter() - t0:.1f} s")
+        # Stage by stage over the whole grid, each with one progress bar counted in samples
+        # (every stage resumes per set, so a kill at any point loses at most a batch).
+        if "sample" in stages:
+            if sample_fn is _default_sample_fn and cfg.sample_workers > 1:
+                summary["sampled"] += _sample_parallel(cfg, store, problems,
+                                                       pinfo["problems_sha256"], progress)
+            else:
+                summary["sampled"] += _sample_sequential(cfg, store, problems,
+                                                         pinfo["problems_sha256"], progress,
+                                                         sample_fn)
+        sets = [(m, t, find_set(store, cfg, m, t)) for m, t in cfg.grid()]
+        skipped = [f"{model_label(m)} T={t:g}" for m, t, sid in sets if sid is None]
+        if skipped:
+            _say(progress, f"no samples stored for {', '.join(skipped)}; skipped")
+        sets = [(m, t, sid) for m, t, sid in sets if sid is not None]
+        if "execute" in stages and sets:
+            st = grid_status(cfg, store)
+            todo = int(st["samples"].sum() if force else (st["samples"] - st["verdicts"]).sum())
+            with _stage_bar(progress, todo, "execute") as bar:
+                for model, temp, set_id in sets:
+                    summary["executed"] += _execute_set(
+                        store, set_id, problems, cfg, force, False, execute_fn, run_id,
+                        f"{model_label(model)} T={temp:g}", bar=bar)
+        if "bleu" in stages and sets:
+            st = grid_status(cfg, store)
+            todo = int(st["samples"].sum() if force else (st["samples"] - st["bleu"]).sum())
+            with _stage_bar(progress, todo, "BLEU") as bar:
+                for model, temp, set_id in sets:
+                    summary["bleu"] += _bleu_set(store, set_id, problems, cfg, force, False,
+                                                 f"{model_label(model)} T={temp:g}", bar=bar)
         status = "done"
     except KeyboardInterrupt:
         status = "interrupted"
         raise
     finally:
+        summary["seconds"] = round(time.perf_counter() - t_start, 1)
         store.finish_run(run_id, status, summary)
         if own:
             store.close()
-    return load_results(cfg, source="store")
+    df = load_results(cfg, source="store")
+    df.attrs["run_summary"] = dict(summary)
+    return df
+
+
+class _StageBar:
+    """One tqdm bar for a pipeline stage, counted in samples (a no-op without progress).
+
+    With ``lazy`` the bar appears at the first finished samples and its clock starts there
+    (tqdm's ``initial``), so minutes of loading models never enter the rate or the ETA.
+    """
+
+    def __init__(self, progress: bool, total: int, desc: str, lazy: bool = False) -> None:
+        self.bar: Any = None
+        self.active = progress and total > 0
+        self.total, self.desc = total, desc
+        if self.active and not lazy:
+            self._open(0)
+
+    def _open(self, initial: int) -> None:
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(total=self.total, initial=initial, desc=f"{self.desc:<7}",
+                        unit="sample", dynamic_ncols=True, smoothing=0.05, file=sys.stderr)
+
+    def update(self, n: int) -> None:
+        if n > 0:
+            self.set_count((self.bar.n if self.bar is not None else 0) + n)
+
+    def set_count(self, n: int) -> None:
+        """Move the bar to ``n`` done (never backwards, never past the total)."""
+        if not self.active or n <= 0:
+            return
+        n = min(n, self.total)
+        if self.bar is None:
+            self._open(n)
+        elif n > self.bar.n:
+            self.bar.update(n - self.bar.n)
+
+    def __enter__(self) -> _StageBar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _stage_bar(progress: bool, total: int, desc: str, lazy: bool = False) -> _StageBar:
+    return _StageBar(progress, total, desc, lazy)
+
+
+class _SampleCounter:
+    """Count the samples a sampling stage has committed, from a thread polling the store.
+
+    Sampling runs in worker processes (or deep in the engine) and commits every few seconds;
+    reading the store's row count from a second connection (WAL: never blocks the writers)
+    moves the stage's bar by samples, so its rate and ETA are real.
+    """
+
+    def __init__(self, store_path: Path, bar: _StageBar, every_s: float = 1.0) -> None:
+        import sqlite3
+        import threading
+
+        self.path, self.bar, self.every_s = str(store_path), bar, every_s
+        conn = sqlite3.connect(self.path, timeout=60.0)
+        try:
+            self.base = self._count(conn)
+        finally:
+            conn.close()
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="codexlab-progress", daemon=True)
+
+    @staticmethod
+    def _count(conn: Any) -> int:
+        return int(conn.execute("SELECT COUNT(*) FROM samples").fetchone()[0])
+
+    def _run(self) -> None:
+        import sqlite3
+
+        conn = sqlite3.connect(self.path, timeout=60.0)
+        try:
+            while not self.stop.wait(self.every_s):
+                self.bar.set_count(self._count(conn) - self.base)
+            self.bar.set_count(self._count(conn) - self.base)
+        except sqlite3.Error:
+            pass  # progress is best effort; the stage itself reports its errors
+        finally:
+            conn.close()
+
+    def __enter__(self) -> _SampleCounter:
+        if self.bar.active:
+            self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        if self.thread.is_alive():
+            self.thread.join(timeout=10)
+
+
+class _quiet_transformers:  # noqa: N801 - used as a context manager, like contextlib's
+    """Silence transformers' own progress bars (e.g. "Loading weights") inside the block."""
+
+    def __enter__(self) -> None:
+        self.was = None
+        try:
+            from transformers.utils import logging as hf_logging
+
+            self.was = hf_logging.is_progress_bar_enabled()
+            hf_logging.disable_progress_bar()
+        except ImportError:
+            pass
+
+    def __exit__(self, *exc: object) -> None:
+        if self.was:
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.enable_progress_bar()
+
+
+def _grid_todo(cfg: FigureConfig, store: Any, problems: dict[str, Any]) -> list[tuple]:
+    """Return ``(model, T, samples stored)`` of the grid's sets that lack samples."""
+    want = len(problems) * cfg.n
+    todo = []
+    for model, temp in cfg.grid():
+        sid = find_set(store, cfg, model, temp)
+        have = 0 if sid is None else _count(store, sid, problems, cfg.n)
+        if have < want:
+            todo.append((model, temp, have))
+    return todo
+
+
+def _sample_sequential(cfg: FigureConfig, store: Any, problems: dict[str, Any],
+                       problems_sha256: str, progress: bool,
+                       sample_fn: Callable[..., str]) -> int:
+    """Sample the grid's incomplete sets one after the other; return new samples."""
+    want = len(problems) * cfg.n
+    todo = _grid_todo(cfg, store, problems)
+    total = sum(want - have for _, _, have in todo)
+    if not todo:
+        return 0
+    _say(progress, f"sampling {total:,} samples in {len(todo)} (model, T) sets "
+                   "(the bar starts with the first samples, after loading the model)")
+    added = 0
+    with _stage_bar(progress, total, "sample", lazy=True) as bar, _quiet_transformers():
+        with _SampleCounter(store.path, bar):
+            for model, temp, have in todo:
+                # The engine's own per-set bar would sit under the stage's: off when ours shows.
+                sid = sample_fn(model, problems, cfg, temp, store,
+                                progress and not bar.active, problems_sha256)
+                added += _count(store, sid, problems, cfg.n) - have
+        bar.set_count(added)
+    return added
 
 
 def _sample_worker(model: str, cfg: FigureConfig, temperature: float, store_path: str,
@@ -452,7 +520,8 @@ def _sample_worker(model: str, cfg: FigureConfig, temperature: float, store_path
     # one multi-threaded decoder, whose OpenMP threads stall when a core is busy elsewhere.
     torch.set_num_threads(threads)
     problems, _ = load_problems(cfg)
-    with Store(store_path) as store:
+    # The parent shows one bar for the whole stage; the library's bars would interleave.
+    with _quiet_transformers(), Store(store_path) as store:
         return _default_sample_fn(model, problems, cfg, temperature, store, False,
                                   problems_sha256)
 
@@ -463,20 +532,15 @@ def _sample_parallel(cfg: FigureConfig, store: Any, problems: dict[str, Any],
 
     Each set is one task for a process pool (spawned, so no torch state is forked). The
     store is SQLite in WAL mode with short transactions, so the workers write concurrently;
-    each set stays resumable exactly as in the sequential path.
+    each set stays resumable exactly as in the sequential path. Progress is one bar counted
+    in samples, read from the store as the workers commit.
     """
     import concurrent.futures as cf
     import multiprocessing as mp
     import os
-    import time
 
     want = len(problems) * cfg.n
-    todo = []
-    for model, temp in cfg.grid():
-        sid = find_set(store, cfg, model, temp)
-        have = 0 if sid is None else _count(store, sid, problems, cfg.n)
-        if have < want:
-            todo.append((model, temp, have))
+    todo = _grid_todo(cfg, store, problems)
     if not todo:
         return 0
     # Largest models first (longest sets first): the last sets to finish are then short
@@ -484,35 +548,25 @@ def _sample_parallel(cfg: FigureConfig, store: Any, problems: dict[str, Any],
     todo.reverse()
     workers = min(cfg.sample_workers, len(todo))
     threads = max(1, (os.cpu_count() or 1) // workers)
-    _say(progress, f"sampling {len(todo)} sets, {workers} at a time ({threads} thread each)")
+    total = sum(want - have for _, _, have in todo)
+    _say(progress, f"sampling {total:,} samples in {len(todo)} (model, T) sets, {workers} "
+                   f"at a time ({threads} thread each); the bar starts with the first samples, "
+                   "after the workers have loaded their models")
     added = 0
-    t0 = time.perf_counter()
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        # One tick per finished set: the workers' own per-sample bars would interleave.
-        bar = tqdm(total=len(todo), desc="sample sets", unit="set", dynamic_ncols=True)
-    with cf.ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+    with _stage_bar(progress, total, "sample", lazy=True) as bar, \
+            _SampleCounter(store.path, bar), \
+            cf.ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
         futs = {pool.submit(_sample_worker, m, cfg, t, str(store.path), problems_sha256,
                             threads): (m, t, have) for m, t, have in todo}
         try:
             for fut in cf.as_completed(futs):
                 m, t, have = futs[fut]
                 sid = fut.result()
-                new = _count(store, sid, problems, cfg.n) - have
-                added += new
-                _say(progress, f"[{model_label(m)} T={t:g}] sampled {new} samples "
-                               f"({time.perf_counter() - t0:.0f} s since start)")
-                if bar is not None:
-                    bar.update(1)
+                added += _count(store, sid, problems, cfg.n) - have
         except BaseException:
             for f in futs:
                 f.cancel()
             raise
-        finally:
-            if bar is not None:
-                bar.close()
     return added
 
 
@@ -529,8 +583,11 @@ def _count(store: Any, set_id: str, problems: dict[str, Any], n: int) -> int:
 
 def _execute_set(store: Any, set_id: str, problems: dict[str, Any], cfg: FigureConfig,
                  force: bool, progress: bool, execute_fn: Callable[..., Any], run_id: str,
-                 tag: str) -> int:
-    """Execute the samples of a set that lack a verdict (all of them when ``force``)."""
+                 tag: str, bar: _StageBar | None = None) -> int:
+    """Execute the samples of a set that lack a verdict (all of them when ``force``).
+
+    ``bar``: the stage's progress bar, moved by each committed chunk.
+    """
     if force:
         todo = [s for s in store.samples(set_id, problems) if s["idx"] < cfg.n]
     else:
@@ -560,11 +617,13 @@ def _execute_set(store: Any, set_id: str, problems: dict[str, Any], cfg: FigureC
                          "isolation": v.get("isolation")})
         store.add_verdicts(rows, run_id)
         done += len(rows)
+        if bar is not None:
+            bar.update(len(rows))
     return done
 
 
 def _bleu_set(store: Any, set_id: str, problems: dict[str, Any], cfg: FigureConfig, force: bool,
-              progress: bool, tag: str) -> int:
+              progress: bool, tag: str, bar: _StageBar | None = None) -> int:
     """Score samples of a set against the canonical solution (only unscored unless force)."""
     from codexlab.metrics import bleu
 
@@ -577,6 +636,8 @@ def _bleu_set(store: Any, set_id: str, problems: dict[str, Any], cfg: FigureConf
                                             problems[s["task_id"]].canonical_solution))
               for s in todo]
     store.set_bleu(set_id, values)
+    if bar is not None:
+        bar.update(len(values))
     return len(values)
 
 

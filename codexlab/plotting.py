@@ -5,7 +5,8 @@ them (plus bootstrap bands it did not draw), and writing each figure through one
 :func:`save_figure` that produces PNG + PDF + the CSV behind it with byte-identical reruns.
 Plot functions take ``ax=None`` (a new figure) or the axes to draw into, and return the axes.
 What it is not for: computing statistics (a figure's table is computed before it is drawn;
-the one exception is the display-only BLEU density, which needs the plotted grid).
+the exception is the statistical display of Fig 8, where seaborn estimates the BLEU densities
+and jitters the strip plot from the per-sample table written beside the figure).
 """
 
 from __future__ import annotations
@@ -49,17 +50,19 @@ STYLE: dict[str, Any] = {
 MODEL_PALETTE = ("#4477AA", "#66CCEE", "#228833", "#CCBB44", "#EE6677", "#AA3377", "#BBBBBB",
                  "#000000")
 
-#: The paper's colours in Fig 7 (mean log-prob red, oracle blue) and Fig 8 (correct blue,
-#: wrong green), kept so our figures read like theirs.
+#: The paper's colours in Fig 7 (mean log-prob red, oracle blue), kept so our figure reads
+#: like theirs.
 HEURISTIC_COLORS = {"mean_logprob": "#d62728", "sum_logprob": "#ff7f0e", "random": "#7f7f7f",
                     "oracle": "#1f77b4"}
 HEURISTIC_LABELS = {"mean_logprob": "mean log-prob", "sum_logprob": "sum log-prob",
                     "random": "random", "oracle": "oracle (pass@k)"}
-OUTCOME_COLORS = {"correct": "#1f77b4", "wrong": "#2ca02c"}
+#: Fig 8's correct / wrong pair: Okabe-Ito blue and orange, told apart with any colour
+#: vision (the paper's blue / green is not).
+OUTCOME_COLORS = {"correct": "#0072B2", "wrong": "#E69F00"}
 REFERENCE_COLOR = "#888888"
 
 #: Paper's best temperatures for the 679M model (§3.3): marked on Fig 5 (bottom).
-PAPER_T_STAR = {1: 0.2, 100: 0.8}
+PAPER_T_STAR = analysis.PAPER_T_STAR
 
 
 @contextmanager
@@ -91,7 +94,7 @@ def model_colors(models: Sequence[str]) -> dict[str, str]:
     colour chosen by a hash of the name, stable across runs and machines.
     """
     try:
-        from codexlab.pipeline import builtin_model_names
+        from codexlab.models.registry import builtin_model_names
 
         family = builtin_model_names()
     except Exception:  # noqa: BLE001 - colours must never fail a plot
@@ -145,11 +148,19 @@ def _pct(ax: Any, axis: str = "y") -> None:
         ax.set_ylim(max(lo, -0.02 * top), top)
 
 
-def _note_if_all_zero(ax: Any, values: Any, what: str = "no sample passed") -> None:
-    """Say so on the axes when every plotted rate is 0, so a flat line reads as a result."""
+def _note_if_all_zero(ax: Any, values: Any, what: str = "no sample passed",
+                      x: float | None = None) -> None:
+    """Say so on the axes when every plotted rate is 0, so a flat line reads as a result.
+
+    ``x``: where to centre the note, in data coordinates (default: the middle of the axes).
+    """
     if len(values) and float(np.nanmax(np.asarray(values, dtype=float))) == 0.0:
-        ax.text(0.5, 0.55, f"{what}: every curve is at 0", transform=ax.transAxes,
-                ha="center", fontsize=8, color="#555555")
+        if x is None:
+            ax.text(0.5, 0.55, f"{what}: every curve is at 0", transform=ax.transAxes,
+                    ha="center", fontsize=8, color="#555555")
+        else:
+            ax.text(x, 0.55, f"{what}:\nevery curve is at 0", transform=ax.get_xaxis_transform(),
+                    ha="center", fontsize=8, color="#555555")
 
 
 # -- saving --------------------------------------------------------------------------------
@@ -261,36 +272,48 @@ def plot_estimator(bias: pd.DataFrame, data: pd.DataFrame | None = None,
     colors = {"unbiased": "#1f77b4", "naive": "#d62728"}
     labels = {"unbiased": r"unbiased $1-\binom{n-c}{k}/\binom{n}{k}$",
               "naive": r"naive $1-(1-c/n)^k$"}
-    for est, g in bias.groupby("estimator", sort=False):
-        ax.plot(g["n"], g["mean"], color=colors[est], label=labels[est])
-        ax.fill_between(g["n"], g["mean"] - g["sd"], g["mean"] + g["sd"], color=colors[est],
-                        alpha=0.15, linewidth=0)
     k, p, true = int(bias["k"].iloc[0]), float(bias["p"].iloc[0]), float(bias["true"].iloc[0])
-    ax.axhline(true, color="black", linestyle=(0, (1, 3)), linewidth=1.2, zorder=3,
-               label=f"true pass@{k} = {true:.3f} (the unbiased mean lies on it)")
+    # The unbiased mean lies exactly on the true value: draw the truth as a wide pale band
+    # underneath and the unbiased mean as a marked line on top, so both stay visible.
+    ax.axhline(true, color="#bbbbbb", linewidth=5, alpha=0.8, zorder=1, solid_capstyle="butt",
+               label=f"true pass@{k} = {true:.3f}")
+    for est, g in bias.groupby("estimator", sort=False):
+        ax.fill_between(g["n"], g["mean"] - g["sd"], g["mean"] + g["sd"], color=colors[est],
+                        alpha=0.12, linewidth=0, zorder=0)
+        ax.plot(g["n"], g["mean"], color=colors[est], zorder=3,
+                linestyle="-" if est == "unbiased" else "--",
+                marker="o" if est == "unbiased" else None, markersize=3,
+                markevery=max(1, len(g) // 12), label=labels[est] + " (mean ± 1 sd)")
     ax.set(xlabel="samples per task n", ylabel=f"estimated pass@{k}",
-           title=f"Estimator mean ± 1 sd (p = {p:g}, k = {k})")
+           title=f"Estimators vs truth for one task (p = {p:g}, k = {k})")
     _pct(ax)
     ax.legend(loc="lower right")
     if data is not None:
         ax2 = axes[1]
+        # Wide hollow markers for the unbiased estimator, small filled ones on top for the
+        # naive: where they agree (k = 1, or no passing sample) both still show.
+        style = {"unbiased": {"marker": "o", "markersize": 8, "markerfacecolor": "white",
+                              "linewidth": 2.2, "zorder": 2},
+                 "naive": {"marker": "o", "markersize": 3, "linewidth": 1.0,
+                           "linestyle": "--", "zorder": 3}}
         for est, g in data.groupby("estimator", sort=False):
-            ax2.plot(g["k"], g["pass_at_k"], marker="o", color=colors[est], label=est)
-        ax2.set(xlabel="k", ylabel="pass@k (mean over tasks)", title="On our samples")
+            ax2.plot(g["k"], g["pass_at_k"], color=colors[est], label=est, **style[est])
+        ax2.set(xlabel="k", ylabel="pass@k (mean over tasks)", title="Both on our samples")
         _pct(ax2)
-        ax2.legend(loc="lower right")
+        _note_if_all_zero(ax2, data["pass_at_k"])
+        ax2.legend(loc="upper left")
     return axes
 
 
 # -- Fig 1/6: scaling ----------------------------------------------------------------------
 @styled
 def plot_scaling(table: pd.DataFrame, ax: Any = None, *, reference: bool = True,
-                 x: str = "params_total") -> Any:
-    """Draw pass@1 (T=0.2) and pass@k (T=0.8) against parameters, log-x, with intervals.
+                 x: str = "params_non_embedding") -> Any:
+    """Draw pass@1 (T=0.2) and pass@k (T=0.8) against non-embedding parameters, log-x.
 
     Codex's Table 1 rows (pass@1 and pass@100) are drawn grey and hollow as the reference
-    the paper's curves pass through; our models are 100-1000× smaller, so the two families
-    sit side by side on the log axis rather than on top of each other.
+    the paper's curves pass through, at the sizes the paper names them by. Our models are
+    named along the top edge, clear of the data and of the Codex points.
 
     Reproduces: Codex paper Fig 1 and Fig 6.
 
@@ -298,38 +321,60 @@ def plot_scaling(table: pd.DataFrame, ax: Any = None, *, reference: bool = True,
         table: :func:`codexlab.analysis.scaling_table`.
         ax: Axes (default: new figure).
         reference: Overlay Codex Table 1.
-        x: Parameter column for the x axis (``params_total`` or ``params_non_embedding``).
+        x: Parameter column for the x axis: ``params_non_embedding`` (the paper's axis, as
+            in Fig 4) or ``params_total``. Falls back to ``params_total`` when no model has
+            a non-embedding count.
 
     Returns:
         The axes.
     """
-    ax = _axes(ax, (6.8, 3.6))
-    markers = {1: "o"}
-    for metric, g in table.groupby("metric", sort=False):
-        g = g.sort_values(x)
+    from matplotlib.ticker import NullLocator
+
+    ax = _axes(ax, (6.8, 3.8))
+    if x == "params_non_embedding" and table[x].isna().all():
+        x = "params_total"
+    # pass@k first (big hollow squares), pass@1 on top (filled circles): when both are at
+    # the same value (e.g. 0) the circle shows inside the square.
+    order = sorted(table["metric"].unique(), key=lambda m: -int(m.split("@")[1]))
+    for metric in order:
+        g = table[table["metric"] == metric].sort_values(x)
         k = int(g["k"].iloc[0])
         t = float(g["temperature"].iloc[0])
-        color = "#1f77b4" if k == 1 else "#d62728"
+        first = k == 1
         ax.errorbar(g[x], g["value"], yerr=[g["value"] - g["lo"], g["hi"] - g["value"]],
-                    color=color, marker=markers.get(k, "s"), capsize=3,
-                    label=f"ours: {metric} (T={t:g})")
-        if k == 1:  # name each model once, slanted: neighbours on a log axis are close
-            for r in g.itertuples(index=False):
-                ax.annotate(r.model, (getattr(r, x), r.value), textcoords="offset points",
-                            xytext=(2, 6), fontsize=6, color="#555555", rotation=45)
+                    color="#0072B2" if first else "#D55E00", marker="o" if first else "s",
+                    markersize=5 if first else 9, markerfacecolor=None if first else "white",
+                    markeredgewidth=1.4, linestyle="-" if first else "--", capsize=3,
+                    zorder=4 if first else 3, label=f"ours: {metric} (T={t:g})")
     if reference:
         ref = analysis.codex_table1()
         ax.plot(ref["params"], ref["pass@1"], color=REFERENCE_COLOR, marker="o",
-                markerfacecolor="none", linestyle="--", linewidth=1,
+                markerfacecolor="none", linestyle="-", linewidth=1,
                 label="Codex Table 1: pass@1")
         ax.plot(ref["params"], ref["pass@100"], color=REFERENCE_COLOR, marker="s",
-                markerfacecolor="none", linestyle=":", linewidth=1,
+                markerfacecolor="none", linestyle="--", linewidth=1,
                 label="Codex Table 1: pass@100")
+        ax.annotate("Codex-12M", (ref["params"].iloc[0], ref["pass@100"].iloc[0]),
+                    textcoords="offset points", xytext=(-7, 0), ha="right", va="center",
+                    fontsize=6.5, color=REFERENCE_COLOR)
     ax.set_xscale("log")
-    ax.set(xlabel="parameters" if x == "params_total" else "non-embedding parameters",
-           ylabel="pass rate", title="HumanEval pass rate vs model size")
+    names = table.drop_duplicates("model").dropna(subset=[x]).sort_values(x)
+    if len(names):
+        # After set_xscale: a scale change resets the secondary axis' ticks.
+        top = ax.secondary_xaxis("top")
+        top.set_xticks(names[x].tolist(), labels=names["model"].tolist(), rotation=35,
+                       ha="left", rotation_mode="anchor", fontsize=6.5, color="#444444")
+        top.xaxis.set_minor_locator(NullLocator())
+        top.tick_params(axis="x", length=3, pad=2)
+    ax.set(xlabel="non-embedding parameters" if x == "params_non_embedding"
+           else "parameters (total)", ylabel="pass rate")
+    ax.set_title("HumanEval pass rate vs model size", pad=4)
     _pct(ax)
     ax.set_ylim(bottom=-0.02)
+    ours_max = float(np.nanmax(table["value"].to_numpy(dtype=float))) if len(table) else 0.0
+    if ours_max == 0.0:
+        ax.text(0.02, 0.5, "ours: no sample passed,\nevery point at 0", transform=ax.transAxes,
+                fontsize=7, color="#555555", va="center")
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return ax
 
@@ -388,54 +433,77 @@ def plot_temperature(temps: pd.DataFrame, best: pd.DataFrame, axes: Sequence[Any
                      *, paper_t_star: bool = True) -> Sequence[Any]:
     """Draw pass@k vs k per temperature (with bands) and the best temperature per k.
 
+    The paper's T* (0.2 at k = 1, 0.8 at k = 100) is drawn at its true k: when our samples
+    stop short of k = 100 (quick mode: k ≤ n = 10), the k axis is extended to 100 and the
+    stretch beyond our n is shaded and labelled, rather than moving the star.
+
     Reproduces: Codex paper Fig 5 (top and bottom panels).
 
     Args:
         temps: :func:`codexlab.analysis.temperature_table`.
-        best: :func:`codexlab.analysis.best_temperature_table`.
+        best: :func:`codexlab.analysis.best_temperature_table`; its rows with a ``source``
+            other than ``"ours"`` (``paper=True``) are the paper's T*.
         axes: Two axes (default: a new figure with two stacked panels).
-        paper_t_star: Mark the paper's T* = 0.2 (k=1) and 0.8 (k=100) on the bottom panel.
+        paper_t_star: Mark the paper's T* on the bottom panel (from ``best``'s paper rows,
+            else :data:`PAPER_T_STAR`).
 
     Returns:
         ``(top, bottom)`` axes.
     """
     if axes is None:
-        fig, axs = plt.subplots(2, 1, figsize=(5.2, 5.6), layout="constrained", sharex=True,
+        fig, axs = plt.subplots(2, 1, figsize=(5.6, 5.6), layout="constrained", sharex=True,
                                 gridspec_kw={"height_ratios": [2, 1]})
         axes = list(axs)
     top, bottom = axes
+    source = best["source"] if "source" in best else pd.Series("ours", index=best.index)
+    ours = best[source == "ours"]
+    paper = best[source != "ours"][["k", "temperature"]]
+    if not len(paper):
+        paper = pd.DataFrame({"k": list(PAPER_T_STAR), "temperature": list(PAPER_T_STAR.values())})
+    if not paper_t_star:
+        paper = paper.iloc[:0]
     for t, g in temps.groupby("temperature", sort=True):
         g = g.sort_values("k")
         c = temperature_color(float(t))
         top.plot(g["k"], g["pass_at_k"], color=c, label=f"T = {t:g}")
         top.fill_between(g["k"], g["lo"], g["hi"], color=c, alpha=0.12, linewidth=0)
     kmax = int(temps["k"].max())
-    _k_axis(top, kmax)
-    top.set(ylabel="pass@k", title=f"pass@k vs k per temperature ({temps['model'].iloc[0]})")
-    _note_if_all_zero(top, temps["pass_at_k"])
+    k_hi = max([kmax, *paper["k"].astype(int).tolist()])
+    model = temps["model"].iloc[0]
+    top.set(ylabel="pass@k", title=f"pass@k vs k per temperature ({model}, n = {kmax})")
+    _note_if_all_zero(top, temps["pass_at_k"], x=float(np.sqrt(kmax)) if k_hi > kmax else None)
     _pct(top)
-    top.legend(loc="upper left")
-    bottom.plot(best["k"], best["temperature"], color="black", marker="o", markersize=3,
+    top.legend(loc="upper left", ncols=2 if temps["temperature"].nunique() > 3 else 1)
+    bottom.plot(ours["k"], ours["temperature"], color="black", marker="o", markersize=3,
                 drawstyle="steps-mid", label="ours: best T")
-    if "tied" in best:
+    if "tied" in ours:
         # Where several temperatures reach the same pass@k the "best" is only the lowest
         # of them; hollow grey markers say so instead of claiming a preference.
-        tie = best[best["tied"] > 1]
+        tie = ours[ours["tied"] > 1]
         if len(tie):
             bottom.scatter(tie["k"], tie["temperature"], s=28, facecolors="white",
                            edgecolors="#888888", zorder=3, label="tie between temperatures")
-    if paper_t_star:
-        for k, t in PAPER_T_STAR.items():
-            # In quick mode k_max < 100: the paper's k=100 point is pinned to the right edge.
-            shown_k = min(k, kmax)
-            bottom.scatter([shown_k], [t], marker="*", s=120, color="#d62728", zorder=4,
-                           label="paper T* (679M model)" if k == 1 else None)
-            bottom.annotate(f"paper: k={k}", (shown_k, t), textcoords="offset points",
-                            xytext=(8, -3) if k == 1 else (-8, 6), ha="left" if k == 1 else "right",
-                            fontsize=7, color="#d62728")
-    _k_axis(bottom, kmax)
+    for i, r in enumerate(paper.itertuples(index=False)):
+        k, t = int(r.k), float(r.temperature)
+        bottom.scatter([k], [t], marker="*", s=120, color="#d62728", zorder=4,
+                       label="paper T* (679M model)" if i == 0 else None, gid="paper_t_star")
+        right = k >= k_hi
+        bottom.annotate(f"paper: k={k}, T*={t:g}", (k, t), textcoords="offset points",
+                        xytext=(-8, 6) if right else (6, 7), ha="right" if right else "left",
+                        fontsize=7, color="#d62728")
+    for ax in (top, bottom):
+        _k_axis(ax, k_hi)
+        ax.set_xlim(0.9, k_hi * 1.12)
+    if k_hi > kmax:
+        # Our n caps k; the paper's k = 100 lies beyond it. Shade that stretch and say why.
+        for ax in (top, bottom):
+            ax.axvspan(kmax * 1.04, k_hi * 1.12, color="#eeeeee", zorder=0, linewidth=0)
+        top.text(np.sqrt(kmax * 1.04 * k_hi * 1.12), 0.5,
+                 f"k > n = {kmax}:\nnot estimable from\n{kmax} samples per task",
+                 transform=top.get_xaxis_transform(), ha="center", va="center", fontsize=7,
+                 color="#555555")
     bottom.set(xlabel="k (samples)", ylabel="best T", ylim=(-0.05, 1.15))
-    bottom.legend(loc="upper left")
+    bottom.legend(loc="upper left", fontsize=7)
     return axes
 
 
@@ -465,20 +533,49 @@ def plot_ranking(table: pd.DataFrame, ax: Any = None) -> Any:
                         linewidth=0)
     _note_if_all_zero(ax, table["pass_rate"])
     _k_axis(ax, int(table["k"].max()))
-    ax.set(xlabel="k (samples drawn)", ylabel="pass rate of the chosen sample",
-           title="Choosing one sample out of k")
+    title = "Choosing one sample out of k"
+    if {"model", "temperature"} <= set(table.columns) and len(table):
+        n = f", n = {int(table['n_min'].iloc[0])}" if "n_min" in table else ""
+        title += f"\n{table['model'].iloc[0]}, T = {float(table['temperature'].iloc[0]):g}{n}"
+    ax.set(xlabel="k (samples drawn)", ylabel="pass rate of the chosen sample", title=title)
     _pct(ax)
     ax.legend(loc="upper left")
     return ax
 
 
 # -- Fig 8: BLEU ---------------------------------------------------------------------------
+@contextmanager
+def _numpy_global_seed(seed: int) -> Iterator[None]:
+    """Seed numpy's global generator inside the block and restore it afterwards.
+
+    seaborn's strip-plot jitter draws from the global generator; seeding it keeps the figure's
+    bytes identical across reruns without changing the caller's random state.
+    """
+    state = np.random.get_state()
+    np.random.seed(seed)
+    try:
+        yield
+    finally:
+        np.random.set_state(state)
+
+
+def _bleu_title(samples: pd.DataFrame) -> str:
+    if {"model", "temperature"} <= set(samples.columns) and len(samples):
+        return f"{samples['model'].iloc[0]}, T = {float(samples['temperature'].iloc[0]):g}"
+    return ""
+
+
 @styled
 def plot_bleu(samples: pd.DataFrame, axes: Sequence[Any] | None = None) -> Sequence[Any]:
     """Draw BLEU densities of correct vs wrong samples: one panel per task, then all pooled.
 
-    Reproduces: Codex paper Fig 8 (correct blue, wrong green as in the paper), plus a
-    pooled panel the paper did not show.
+    seaborn's kernel density estimate (clipped to BLEU's [0, 100], not extended past the
+    data) with a rug of the samples themselves under it; each panel's x axis is scaled to its
+    data, and the y axis keeps its density ticks. A group whose scores are all equal has no
+    density: a spike at its value and a note show it.
+
+    Reproduces: Codex paper Fig 8 (correct blue, wrong orange: a colour-blind-safe pair in
+    place of the paper's blue / green), plus a pooled panel the paper did not show.
 
     Args:
         samples: :func:`codexlab.analysis.bleu_samples_table`.
@@ -487,29 +584,45 @@ def plot_bleu(samples: pd.DataFrame, axes: Sequence[Any] | None = None) -> Seque
     Returns:
         The axes.
     """
+    import seaborn as sns
+    from matplotlib.patches import Patch
+
     panels = list(dict.fromkeys(samples["panel"]))
     if axes is None:
-        fig, axs = plt.subplots(1, len(panels), figsize=(2.3 * len(panels), 2.6),
-                                layout="constrained", sharex=True, squeeze=False)
+        fig, axs = plt.subplots(1, len(panels), figsize=(2.5 * len(panels), 2.9),
+                                layout="constrained", squeeze=False)
         axes = list(axs[0])
     for ax, panel in zip(axes, panels, strict=False):
         g = samples[samples["panel"] == panel]
+        hi = float(g["bleu"].max()) if len(g) else 0.0
+        xmax = min(103.0, max(hi * 1.08, 1.0))  # a spike at 100 stays inside
+        handles, notes = [], []
         for outcome in ("correct", "wrong"):
-            vals = g.loc[g["outcome"] == outcome, "bleu"]
+            vals = g.loc[g["outcome"] == outcome, "bleu"].astype(float)
+            color = OUTCOME_COLORS[outcome]
+            handles.append(Patch(facecolor=color, alpha=0.6, label=f"{outcome} ({len(vals)})"))
             if not len(vals):
                 continue
-            d = analysis.bleu_density(vals)
-            ax.plot(d["bleu"], d["density"], color=OUTCOME_COLORS[outcome],
-                    label=f"{outcome} ({len(vals)})")
-            ax.fill_between(d["bleu"], d["density"], color=OUTCOME_COLORS[outcome], alpha=0.15,
-                            linewidth=0)
-        if not (g["outcome"] == "correct").any():
-            ax.text(0.6, 0.5, "no correct\nsamples", transform=ax.transAxes, ha="center",
-                    fontsize=7, color="#555555")
-        ax.set(title=str(panel), xlabel="BLEU", xlim=(0, 100))
-        ax.set_yticks([])
-        ax.legend(loc="upper right", fontsize=6)
+            if vals.nunique() > 1:
+                sns.kdeplot(x=vals, ax=ax, color=color, fill=True, alpha=0.25, linewidth=1.5,
+                            cut=0, clip=(0.0, 100.0), warn_singular=False)
+            else:  # a point mass: no density to estimate, so draw it as a spike
+                ax.axvline(float(vals.iloc[0]), ymax=0.8, color=color, linewidth=3, alpha=0.7)
+                notes.append(f"all {len(vals)} {outcome}: BLEU {vals.iloc[0]:.3g}")
+            sns.rugplot(x=vals, ax=ax, color=color, height=0.06, linewidth=0.8,
+                        alpha=float(np.clip(40.0 / len(vals), 0.05, 0.8)))
+        if notes:
+            ax.text(0.5, 0.55, "\n".join(notes), transform=ax.transAxes, ha="center",
+                    fontsize=6.5, color="#555555")
+        ax.set(title=str(panel), xlabel="BLEU", ylabel="", xlim=(0, xmax))
+        ax.set_ylim(bottom=0)
+        ax.tick_params(axis="y", labelsize=7)
+        ax.legend(handles=handles, loc="upper right", fontsize=6.5, handlelength=1.0)
     axes[0].set_ylabel("density")
+    title = _bleu_title(samples)
+    axes[0].figure.suptitle(
+        "BLEU vs the canonical solution, correct vs wrong samples"
+        + (f" ({title})" if title else ""), fontsize=9)
     return axes
 
 
@@ -517,6 +630,9 @@ def plot_bleu(samples: pd.DataFrame, axes: Sequence[Any] | None = None) -> Seque
 def plot_bleu_scatter(samples: pd.DataFrame, tasks: pd.DataFrame,
                       axes: Sequence[Any] | None = None, seed: int = 0) -> Sequence[Any]:
     """Draw each sample's BLEU against its verdict, and per-task mean BLEU against pass rate.
+
+    Left: a seaborn strip plot of every pooled sample (jitter seeded, so reruns give the same
+    bytes) with each group's median. Right: one point per task.
 
     Reproduces: the BLEU-vs-correctness comparison behind Codex paper Fig 8 (§2.1: BLEU is
     not a reliable proxy for functional correctness).
@@ -530,28 +646,39 @@ def plot_bleu_scatter(samples: pd.DataFrame, tasks: pd.DataFrame,
     Returns:
         The axes.
     """
+    import seaborn as sns
+
     if axes is None:
-        fig, axs = plt.subplots(1, 2, figsize=(8.0, 3.2), layout="constrained")
+        fig, axs = plt.subplots(1, 2, figsize=(8.0, 3.3), layout="constrained")
         axes = list(axs)
     left, right = axes
     pooled = samples[samples["panel"] == analysis.POOLED]
-    rng = np.random.default_rng(seed)
-    for i, outcome in enumerate(("wrong", "correct")):
-        v = pooled.loc[pooled["outcome"] == outcome, "bleu"].to_numpy()
+    order = ["wrong", "correct"]
+    for i, outcome in enumerate(order):
+        v = pooled.loc[pooled["outcome"] == outcome, "bleu"].to_numpy(dtype=float)
+        if not len(v):
+            left.text(i, 0.5, f"no {outcome}\nsamples", transform=left.get_xaxis_transform(),
+                      ha="center", fontsize=7, color="#555555")
+            continue
         # Thousands of points (paper mode) would be a solid block: fade them with the count.
-        alpha = float(np.clip(60.0 / max(len(v), 1), 0.03, 0.4))
-        left.scatter(i + rng.uniform(-0.25, 0.25, len(v)), v, s=6, alpha=alpha,
-                     color=OUTCOME_COLORS[outcome], linewidths=0)
-        if len(v):
-            left.hlines(np.median(v), i - 0.35, i + 0.35, color="black", linewidth=1.5)
-    left.set_xticks([0, 1], ["wrong", "correct"])
-    left.set(ylabel="BLEU vs canonical solution", xlim=(-0.6, 1.6),
+        alpha = float(np.clip(60.0 / len(v), 0.04, 0.5))
+        with _numpy_global_seed(seed + i):
+            sns.stripplot(x=np.full(len(v), i), y=v, native_scale=True, orient="v",
+                          jitter=0.25, size=2.5, alpha=alpha, color=OUTCOME_COLORS[outcome],
+                          linewidth=0, ax=left)
+        left.hlines(np.median(v), i - 0.35, i + 0.35, color="black", linewidth=1.5, zorder=5)
+    left.set_xticks([0, 1], [f"{o} ({int((pooled['outcome'] == o).sum())})" for o in order])
+    left.set(ylabel="BLEU vs canonical solution", xlim=(-0.6, 1.6), xlabel="",
              title="Each sample (line: median)")
+    left.set_ylim(bottom=0)
     right.scatter(tasks["mean_bleu"], tasks["pass_rate"], s=14, color="#444444", alpha=0.7,
                   linewidths=0)
     right.set(xlabel="mean BLEU of the task's samples", ylabel="task pass rate",
-              title="Each task")
+              title=f"Each task ({len(tasks)})")
     _pct(right)
+    title = _bleu_title(samples)
+    if title:
+        axes[0].figure.suptitle(f"BLEU and correctness ({title})", fontsize=9)
     return axes
 
 

@@ -80,13 +80,22 @@ def test_best_temperature_is_the_upper_hull(synth) -> None:
         assert r.pass_at_k == pytest.approx(at_k["pass_at_k"].max())
     with pytest.raises(ValueError, match="no results"):
         analysis.temperature_table(df, "nope")
+    assert set(best["source"]) == {"ours"}
+    # The paper's T* rows sit at their true k, even beyond our largest k.
+    with_paper = analysis.best_temperature_table(temps, paper=True)
+    paper = with_paper[with_paper["source"] == analysis.PAPER_T_STAR_SOURCE]
+    assert dict(zip(paper["k"], paper["temperature"], strict=True)) == {1: 0.2, 100: 0.8}
+    assert len(with_paper) == len(best) + 2
 
 
 def test_ranking_table_known_answers() -> None:
     # Task 0: the passing sample has the highest mean log-prob; task 1 never passes.
     df = _results([("m", 0.8, "T/0", [False, True, False, False]),
                    ("m", 0.8, "T/1", [False] * 4)])
-    tab = analysis.ranking_table(df, "m", 0.8, 4, n_boot=50).set_index(["heuristic", "k"])
+    tab = analysis.ranking_table(df, "m", 0.8, 4, n_boot=50)
+    assert set(tab["model"]) == {"m"} and set(tab["temperature"]) == {0.8}
+    assert set(tab["n_min"]) == {4}
+    tab = tab.set_index(["heuristic", "k"])
     assert tab.loc[("random", 1), "pass_rate"] == pytest.approx(0.125)
     assert tab.loc[("oracle", 1), "pass_rate"] == pytest.approx(0.125)
     assert tab.loc[("oracle", 4), "pass_rate"] == pytest.approx(0.5)
@@ -112,14 +121,6 @@ def test_bleu_tables(synth) -> None:
     assert len(per_task) == sub["task_id"].nunique()
     assert per_task["pass_rate"].between(0, 1).all()
     assert -1 <= analysis.bleu_correlation(bleu) <= 1
-
-
-def test_bleu_density_integrates_to_one() -> None:
-    d = analysis.bleu_density([20.0, 25.0, 60.0, 61.0])
-    assert np.trapezoid(d["density"], d["bleu"]) == pytest.approx(1.0, abs=0.02)
-    assert analysis.bleu_density([])["density"].sum() == 0
-    single = analysis.bleu_density([50.0])
-    assert single["density"].max() > 0
 
 
 def test_estimator_bias_table_is_exact() -> None:
@@ -153,3 +154,14 @@ def test_summary_table(synth) -> None:
     s = analysis.summary_table(df, ks=(1, 10))
     assert {"pass@1", "pass@10", "executed"} <= set(s.columns)
     assert not math.isnan(s["pass@1"].iloc[0])
+    # One column per verdict status, in the engine's vocabulary; they sum to the samples.
+    status_cols = [c for c in s.columns if c in analysis.status_vocabulary()
+                   or c == analysis.NOT_EXECUTED]
+    assert status_cols[:5] == list(analysis.CORE_STATUSES)
+    assert (s[status_cols].sum(axis=1) == s["samples"]).all()
+
+
+def test_status_counts_sum_and_keep_unknown_words() -> None:
+    counts = analysis.status_counts(pd.Series(["failed", "memory", "weird", None, "passed"]))
+    assert counts == {"passed": 1, "failed": 1, "error": 0, "syntax_error": 0, "timeout": 0,
+                      "memory": 1, "weird": 1, analysis.NOT_EXECUTED: 1}

@@ -27,7 +27,7 @@ def tables(tmp_path_factory: pytest.TempPathFactory):
         "scaling": analysis.scaling_table(df, models, n_boot=50),
         "loss": analysis.loss_table(models),
         "temps": temps,
-        "best": analysis.best_temperature_table(temps),
+        "best": analysis.best_temperature_table(temps, paper=True),
         "ranking": analysis.ranking_table(df, ref, 0.8, 10, n_boot=50),
         "bleu": bleu,
         "bleu_tasks": analysis.bleu_task_table(df, ref, 0.8),
@@ -77,12 +77,71 @@ def test_plot_functions_draw_into_given_axes(tables) -> None:
     plt.close(fig)
 
 
-def test_temperature_figure_marks_paper_t_star(tables) -> None:
+def test_temperature_figure_marks_paper_t_star_at_its_true_k(tables) -> None:
+    assert tables["temps"]["k"].max() == 10  # our n: the star's k = 100 lies beyond it
     top, bottom = plotting.plot_temperature(tables["temps"], tables["best"])
     texts = [t.get_text() for t in bottom.texts]
-    assert any("k=1" in s for s in texts) and any("k=100" in s for s in texts)
+    assert any("k=1," in s for s in texts) and any("k=100," in s for s in texts)
+    stars = [c for c in bottom.collections if c.get_gid() == "paper_t_star"]
+    xs = sorted(float(x) for c in stars for x, _ in c.get_offsets())
+    assert xs == [1.0, 100.0], xs
+    assert bottom.get_xlim()[1] >= 100 and top.get_xlim() == bottom.get_xlim()
     assert len(top.get_lines()) == tables["temps"]["temperature"].nunique()
     plt.close(top.figure)
+
+
+def test_scaling_figure_uses_non_embedding_parameters(tables) -> None:
+    t = tables["scaling"]
+    ax = plotting.plot_scaling(t)
+    assert ax.get_xlabel() == "non-embedding parameters"
+    lines = {ln.get_label(): ln for ln in ax.get_lines()}
+    ours = [ln for ln in ax.get_lines() if ln.get_label().startswith("ours") or
+            (ln.get_marker() in ("o", "s") and ln.get_color() in ("#0072B2", "#D55E00"))]
+    assert ours
+    for ln in ours:
+        assert sorted(ln.get_xdata()) == sorted(t.drop_duplicates("model")["params_non_embedding"])
+    # pass@1 (filled circles) is drawn above pass@k (hollow squares): both stay visible.
+    p1 = [ln for ln in ours if ln.get_marker() == "o"][0]
+    pk = [ln for ln in ours if ln.get_marker() == "s"][0]
+    assert p1.get_zorder() > pk.get_zorder() and pk.get_markerfacecolor() == "white"
+    # Our model names label the top axis, not the data area.
+    top = ax.child_axes[0] if ax.child_axes else None
+    names = [lbl.get_text() for lbl in top.get_xticklabels()] if top is not None else []
+    assert sorted(names) == sorted(t["model"].unique())
+    assert "Codex Table 1: pass@1" in lines
+    plt.close(ax.figure)
+
+
+def test_estimator_figure_keeps_the_unbiased_curve_visible(tables) -> None:
+    axes = plotting.plot_estimator(tables["bias"], tables["ours"])
+    lines = {ln.get_label().split(" ")[0]: ln for ln in axes[0].get_lines()}
+    true, unbiased = lines["true"], lines["unbiased"]
+    assert unbiased.get_zorder() > true.get_zorder()  # drawn on top of the truth
+    assert true.get_linewidth() > 2 * unbiased.get_linewidth()  # the truth shows around it
+    assert unbiased.get_marker() == "o"
+    right = {ln.get_label(): ln for ln in axes[1].get_lines()}
+    assert right["unbiased"].get_markersize() > right["naive"].get_markersize()
+    plt.close(axes[0].figure)
+
+
+def test_ranking_title_names_model_and_temperature(tables) -> None:
+    ax = plotting.plot_ranking(tables["ranking"])
+    title = ax.get_title()
+    assert "synth-3m" in title and "T = 0.8" in title and "n = 10" in title
+    plt.close(ax.figure)
+
+
+def test_bleu_figure_is_scaled_to_the_data_with_density_ticks(tables) -> None:
+    bleu = tables["bleu"]
+    small = bleu.assign(bleu=bleu["bleu"] / 10)  # every score under 10
+    axes = plotting.plot_bleu(small)
+    for ax, (_, g) in zip(axes, small.groupby("panel", sort=False), strict=True):
+        assert ax.get_xlim()[1] <= max(1.0, g["bleu"].max() * 1.1)
+        assert len(ax.get_yticks()) > 1 and ax.yaxis.get_visible()
+    legend = [t.get_text() for t in axes[-1].get_legend().get_texts()]
+    assert legend[0].startswith("correct (") and legend[1].startswith("wrong (")
+    assert plotting.OUTCOME_COLORS == {"correct": "#0072B2", "wrong": "#E69F00"}
+    plt.close(axes[0].figure)
 
 
 def test_model_colors_are_fixed_and_distinct() -> None:
@@ -117,3 +176,44 @@ def test_explorer_renders_samples(tmp_path) -> None:
     assert "HumanEval/0" in out.value
     box.children[0].children[0].value = "HumanEval/2"  # pick another task
     assert "HumanEval/2" in out.value
+    # The exported-HTML fallback: a static snapshot beside the widget view.
+    bundle = box._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle and "<pre" in bundle["text/html"]
+
+
+def test_explorer_statuses_are_one_vocabulary_that_sums(tmp_path) -> None:
+    import pandas as pd
+
+    from codexlab import analysis, explorer
+    from codexlab.execution.verdicts import STATUSES
+    from codexlab.problems import load_humaneval
+
+    statuses = ["passed", "failed", "syntax_error", "syntax_error", "error", "timeout", None]
+    df = pd.DataFrame({"model": "m", "temperature": 1.0, "task_id": "HumanEval/23",
+                       "idx": range(len(statuses)), "status": statuses,
+                       "passed": pd.array([s == "passed" if s else None for s in statuses],
+                                          dtype="boolean"),
+                       "result": [f"failed: {s}" if s else None for s in statuses],
+                       "mean_logprob": -1.0, "sum_logprob": -5.0, "n_tokens": 5, "bleu": 1.0,
+                       "completion": "    return 1\n"})
+    problems = load_humaneval()
+    counts = explorer.filter_counts(df)
+    assert counts["all"] == len(df) == sum(v for k, v in counts.items() if k != "all")
+    assert counts["syntax_error"] == 2 and counts[analysis.NOT_EXECUTED] == 1
+    assert set(analysis.CORE_STATUSES) <= set(counts) and set(analysis.CORE_STATUSES) <= set(STATUSES)
+    for status, n in counts.items():
+        html = explorer.render_samples(df, problems, "HumanEval/23", "m", 1.0, status)
+        assert html.count("class='codexlab-sample'") == n, status
+        if status != "all":
+            assert html.count(f"data-status='{status}'") == n
+    box = explorer.build_explorer(df, problems)
+    buttons = box.children[1]
+    labels = dict((v, lbl) for lbl, v in buttons.options)
+    assert labels["syntax_error"] == "syntax_error (2)" and labels["all"] == "all (7)"
+    buttons.value = "syntax_error"  # a filter click changes the list
+    assert box.children[-1].value.count("class='codexlab-sample'") == 2
+    # The summary table uses the same words, and its status columns sum to the samples.
+    s = analysis.summary_table(df)
+    cols = [c for c in s.columns if c in (*STATUSES, analysis.NOT_EXECUTED)]
+    assert cols[:5] == list(analysis.CORE_STATUSES)
+    assert int(s[cols].sum(axis=1).iloc[0]) == int(s["samples"].iloc[0]) == len(df)

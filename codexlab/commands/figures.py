@@ -1,14 +1,18 @@
 """``codexlab figures``: regenerate every figure: run the grid once, then the notebooks.
 
 The grid (sample → execute → BLEU for every model and temperature of the mode) runs first in
-this process, with progress on the terminal; then each notebook of ``notebooks/`` runs with
-papermill and re-plots from the store in seconds. Executed notebooks go to
+this process, with one progress bar per stage on the terminal; then each notebook of
+``notebooks/`` runs with papermill (``SAMPLE=False``: notebooks never sample) and re-plots from
+the store in seconds, or from the committed compact results when there is no store. One
+closing line gives samples, passes, time and where the figures are. Executed notebooks go to
 ``<results>/notebooks/<mode>/``, never back into ``notebooks/``.
 """
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
+from typing import Any
 
 #: The notebooks, in the order they run.
 NOTEBOOKS = ("00_tour", "01_passk_estimator", "02_scaling", "03_temperature", "04_ranking",
@@ -44,7 +48,9 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--tasks", default="", help="task subset, e.g. ':20' (default all)")
     p.add_argument("--store", metavar="PATH", default="", help="run store (default results dir)")
     p.add_argument("--no-run", dest="run_grid", action="store_false",
-                   help="skip the grid step: only re-plot from stored results")
+                   help="skip the grid step: only re-plot, from the run store, or from the "
+                        "committed compact results (data/results/<mode>/) when there is none; "
+                        "executes no code")
     p.add_argument("--stages", default="sample,execute,bleu",
                    help="grid stages to run (default sample,execute,bleu); e.g. 'sample' on a "
                         "GPU machine, then 'execute,bleu' where the store is copied to")
@@ -61,7 +67,6 @@ def run(args: argparse.Namespace) -> int:
     """Execute ``codexlab figures``."""
     import sys
     import time
-    from pathlib import Path
 
     from codexlab import config, pipeline
     from codexlab.paths import NOTEBOOKS_DIR, results_dir
@@ -83,11 +88,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"codexlab figures: {exc}", file=sys.stderr)
         return 2
     t_all = time.perf_counter()
+    grid_df = None
     if args.run_grid:
         t0 = time.perf_counter()
         try:
             stages = [x.strip() for x in args.stages.split(",") if x.strip()]
-            pipeline.run_grid(cfg, force=args.force, progress=True, stages=stages)
+            grid_df = pipeline.run_grid(cfg, force=args.force, progress=True, stages=stages)
         except PermissionError as exc:
             print(f"codexlab figures: {exc}", file=sys.stderr)
             return 3
@@ -99,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
         out = pipeline.export_compact(cfg)
         print(f"compact results: {out}", flush=True)
     if not args.notebooks_run:
+        print(_summary_line(cfg, grid_df, time.perf_counter() - t_all, None), flush=True)
         return 0
 
     import papermill as pm
@@ -106,10 +113,12 @@ def run(args: argparse.Namespace) -> int:
     run_dir = results_dir() / "notebooks" / cfg.mode
     run_dir.mkdir(parents=True, exist_ok=True)
     # Absolute paths: the notebooks run with notebooks/ as their working directory.
+    # SAMPLE=False: the grid step above (or --no-run) decided what is computed; a notebook
+    # only re-plots what is stored, or the committed compact results when there is no store.
     params = {"MODE": cfg.mode, "MODELS": list(models), "N": args.n, "FORCE": False,
               "TEMPERATURES": [float(t) for t in temps],
               "STORE": str(cfg.store_path().resolve()), "OUT": str(cfg.figures_dir().resolve()),
-              "TASKS": args.tasks}
+              "TASKS": args.tasks, "SAMPLE": False}
     failed = []
     for name in names:
         t0 = time.perf_counter()
@@ -120,16 +129,53 @@ def run(args: argparse.Namespace) -> int:
             # --sys-prefix), or ipykernel's built-in spec, which runs this same interpreter.
             # The kernel's own start-up warnings (e.g. "running over TCP") are noise here;
             # cell errors still surface through papermill.
+            # store_widget_state=False: without saved widget state, an HTML export of an
+            # executed notebook shows the explorer's static snapshot (offline) instead of
+            # widgets whose renderer nbconvert would load from a CDN.
             pm.execute_notebook(str(src), str(dst), parameters=params, kernel_name="python3",
                                 cwd=str(NOTEBOOKS_DIR), progress_bar=False,
                                 execution_timeout=args.timeout,
-                                extra_arguments=["--IPKernelApp.log_level=ERROR"])
+                                extra_arguments=["--IPKernelApp.log_level=ERROR"],
+                                store_widget_state=False)
             status = "ok"
         except Exception as exc:  # noqa: BLE001 - report every notebook, then fail
             status = f"FAILED ({type(exc).__name__}); see {dst}"
             failed.append(name)
             print(str(exc)[-2000:], file=sys.stderr)
         print(f"{name:<20} {time.perf_counter() - t0:6.1f} s  {status}", flush=True)
-    print(f"figures in {Path(cfg.figures_dir()).resolve()}; executed notebooks in {run_dir}; "
-          f"total {time.perf_counter() - t_all:.1f} s", flush=True)
+    print(_summary_line(cfg, grid_df, time.perf_counter() - t_all, run_dir, failed), flush=True)
     return 1 if failed else 0
+
+
+def _duration(seconds: float) -> str:
+    m, s = divmod(int(round(seconds)), 60)
+    return f"{m} min {s} s" if m else f"{seconds:.1f} s"
+
+
+def _summary_line(cfg: Any, grid_df: Any, seconds: float, run_dir: Any,
+                  failed: Sequence[str] = ()) -> str:
+    """One closing line: samples and passes behind the figures, time, where they are."""
+    from pathlib import Path
+
+    from codexlab import pipeline
+
+    if grid_df is not None:
+        df, source = grid_df, "run store"
+    else:
+        df = pipeline.load_results(cfg)  # what the notebooks read: the store, else the committed
+        complete = (cfg.store_path().exists()
+                    and bool(pipeline.grid_status(cfg)["complete"].all()))
+        compact = pipeline.has_compact_results(cfg.compact_results_dir())
+        source = ("run store" if complete or not compact
+                  else f"committed compact results ({cfg.compact_results_dir()})")
+    passed = int(df["passed"].fillna(False).astype(bool).sum()) if len(df) else 0
+    executed = int(df["passed"].notna().sum()) if len(df) else 0
+    run = (grid_df.attrs.get("run_summary", {}) if grid_df is not None else {})
+    now = (f"; this run sampled {run.get('sampled', 0):,}, executed {run.get('executed', 0):,}"
+           if run else "")
+    where = f"figures in {Path(cfg.figures_dir()).resolve()}"
+    if run_dir is not None:
+        where += f", executed notebooks in {run_dir}"
+    head = f"FAILED notebooks: {', '.join(failed)}. " if failed else "done. "
+    return (f"{head}{len(df):,} samples ({executed:,} executed, {passed:,} passed) from the "
+            f"{source}{now}; {_duration(seconds)} in all; {where}")
