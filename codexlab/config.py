@@ -55,6 +55,8 @@ class FigureConfig:
         ks: The k values reported in tables.
         timeout: Execution time limit per sample, seconds (paper: 3 s).
         exec_workers: Sandbox worker processes (None: the execution engine decides).
+        exec_dedup: Run identical completions of a task once and share the verdict (see
+            :func:`codexlab.execution.evaluate_samples`); recorded with every run's config.
         sample_workers: (model, T) sets sampled at once, each in its own single-threaded
             process. On a CPU, small models decode faster as two 1-thread processes than as
             one 2-thread process (and a 2-thread torch process slows down badly when another
@@ -85,6 +87,7 @@ class FigureConfig:
     ks: tuple[int, ...] = (1, 2, 5, 10)
     timeout: float = 3.0
     exec_workers: int | None = None
+    exec_dedup: bool = True
     sample_workers: int = 1
     n_boot: int = 1000
     confidence: float = 0.95

@@ -201,8 +201,10 @@ def _default_execute_fn(problems: dict[str, Any], samples: list[dict[str, Any]],
 
     from codexlab.execution import evaluate_samples
 
+    # Deduplication changes c for programs whose outcome varies between runs; the config
+    # (stored with the run) says which way it ran.
     verdicts = evaluate_samples(problems, samples, timeout=cfg.timeout, workers=cfg.exec_workers,
-                                progress=progress)
+                                progress=progress, dedup=cfg.exec_dedup)
     out = []
     for v in verdicts:
         d = v if isinstance(v, dict) else (

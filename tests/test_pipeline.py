@@ -289,3 +289,10 @@ def test_retrained_weights_do_not_reuse_old_samples(tmp_path) -> None:
     after = weights_fingerprint(str(mdir))
     assert after and after != before
     assert pipeline.find_set(st, cfg, str(mdir), 0.8) is None
+
+
+def test_exec_dedup_is_in_the_recorded_config() -> None:
+    from codexlab.config import figure_config
+
+    assert figure_config("quick").to_dict()["exec_dedup"] is True
+    assert figure_config("quick", exec_dedup=False).to_dict()["exec_dedup"] is False

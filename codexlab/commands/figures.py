@@ -47,6 +47,9 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="comma-separated temperature grid of Fig 5 (default: the preset's)")
     p.add_argument("--tasks", default="", help="task subset, e.g. ':20' (default all)")
     p.add_argument("--store", metavar="PATH", default="", help="run store (default results dir)")
+    p.add_argument("--no-dedup", dest="exec_dedup", action="store_false",
+                   help="execute every sample, even identical completions of a task (default: "
+                        "run each once and share the verdict; recorded in the run's config)")
     p.add_argument("--no-run", dest="run_grid", action="store_false",
                    help="skip the grid step: only re-plot, from the run store, or from the "
                         "committed compact results (data/results/<mode>/) when there is none; "
@@ -81,7 +84,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         temps = [float(t) for t in args.temperatures.split(",") if t.strip()]
         cfg = config.figure_config(args.mode, models=models, n=args.n, store=args.store,
-                                   out=args.out, tasks=args.tasks, temperatures=temps)
+                                   out=args.out, tasks=args.tasks, temperatures=temps,
+                                   exec_dedup=args.exec_dedup)
         cfg.grid()  # resolves the models: fails here, clearly, when none are trained
         print(cfg.describe(), flush=True)
     except (ValueError, RuntimeError) as exc:
