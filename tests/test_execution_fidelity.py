@@ -429,3 +429,23 @@ def test_evaluate_cli_no_dedup_and_provenance(tmp_path, capsys):
     for dedup, r in by_dedup.items():
         assert r["provenance"]["dedup"] is dedup
         assert r["summary"]["execution"]["programs_run"] == (1 if dedup else 3)
+
+
+def test_signals_the_harness_ignores_still_act_in_the_candidate() -> None:
+    """A harness started by nohup or as a background job ignores SIGHUP/SIGQUIT/SIGINT; the
+    ignore is inherited across exec, and must not reach the candidate (found in CI: a fresh
+    clone run in the background passed kill_sighup and kill_sigquit)."""
+    import signal
+
+    saved = {s: signal.signal(s, signal.SIG_IGN)
+             for s in (signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1)}
+    try:
+        with Pool(1) as p:
+            bodies = [_body(f"import os, signal\nos.kill(os.getpid(), signal.{name})\n"
+                            "return x + y") for name in ("SIGHUP", "SIGQUIT", "SIGUSR1")]
+            verdicts = run(p, bodies, timeout=2.0)
+    finally:
+        for s, h in saved.items():
+            signal.signal(s, h)
+    assert [(v.status, v.error_type) for v in verdicts] == [
+        ("error", "SIGHUP"), ("error", "SIGQUIT"), ("error", "SIGUSR1")]

@@ -642,8 +642,20 @@ def _child_main(z: Zygote, call_fd: int, out_w: int, run_dir: str,
     # Drop the zygote's references so the candidate finds as little as possible.
     z.ctrl.detach()
     del z
-    # As in any fresh interpreter, SIGINT raises KeyboardInterrupt (the zygote ignores it).
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    # Dispositions as in a fresh interpreter started from a plain shell, whatever the harness
+    # inherited: a background job or `nohup` ignores SIGINT/SIGQUIT/SIGHUP, and that ignore
+    # would survive into the candidate and turn a self-signal into a pass. Python itself
+    # ignores SIGPIPE and SIGXFSZ and makes SIGINT raise KeyboardInterrupt.
+    for sig in signal.valid_signals():
+        if sig in (signal.SIGKILL, signal.SIGSTOP):
+            continue
+        target = (signal.default_int_handler if sig == signal.SIGINT
+                  else signal.SIG_IGN if sig in (signal.SIGPIPE, signal.SIGXFSZ)
+                  else signal.SIG_DFL)
+        try:
+            signal.signal(sig, target)
+        except (OSError, ValueError):  # signals the kernel reserves (e.g. 32, 33)
+            pass
     # Warm the protocol path while we are still the idle spare: its first use after fork
     # copies ~90 pages (copy-on-write), which would otherwise delay the first call.
     codec.from_wire(codec.decode(codec.encode(codec.to_wire(
