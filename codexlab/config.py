@@ -229,14 +229,14 @@ class FigureConfig:
 
 
 #: Named presets. ``quick`` fits the whole main command (sampling and executing all 164
-#: HumanEval tasks, then every notebook) in about 15 minutes on a 2-core CPU; ``paper`` is the
-#: Codex protocol (n=200, top_p=0.95, five temperatures, k up to 100) for a GPU.
+#: HumanEval tasks, then every notebook) in about 10 minutes on a 2-core CPU (README, Timing);
+#: ``paper`` is the Codex protocol (n=200, top_p=0.95, five temperatures, k up to 100) for a GPU.
 PRESETS: dict[str, FigureConfig] = {
     "quick": FigureConfig(
         mode="quick",
         # The paper's five temperatures, for the reference model only; every other model at
-        # the two scaling temperatures: 4 models → 11 sets of 1,640 samples (~6-8 min of
-        # sampling with two 1-thread workers on a busy 2-core machine).
+        # the two scaling temperatures: 4 models → 11 sets of 1,640 samples (~8.5 min of
+        # sampling with two 1-thread workers, token healing on: bodies run to the cap).
         temperatures=(0.2, 0.4, 0.6, 0.8, 1.0),
         scaling_temperatures=(0.2, 0.8),
         full_grid=False,
