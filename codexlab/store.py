@@ -53,6 +53,16 @@ CREATE TABLE IF NOT EXISTS verdicts (
     duration_s REAL, mode TEXT, isolation TEXT, run_id TEXT, created TEXT NOT NULL,
     PRIMARY KEY (set_id, task_id, idx)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS scores (
+    set_id TEXT NOT NULL, task_id TEXT NOT NULL, idx INTEGER NOT NULL, name TEXT NOT NULL,
+    value REAL, scorer TEXT NOT NULL, run_id TEXT, created TEXT NOT NULL,
+    PRIMARY KEY (set_id, task_id, idx, name)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS grades (
+    set_id TEXT NOT NULL, task_id TEXT NOT NULL, idx INTEGER NOT NULL, grader TEXT NOT NULL,
+    correct INTEGER NOT NULL, note TEXT, created TEXT NOT NULL,
+    PRIMARY KEY (set_id, task_id, idx, grader)
+) WITHOUT ROWID;
 """
 
 SAMPLE_FIELDS = ("task_id", "idx", "completion", "n_tokens", "sum_logprob", "mean_logprob",
@@ -294,6 +304,67 @@ class Store:
                 "UPDATE samples SET bleu=? WHERE set_id=? AND task_id=? AND idx=?",
                 [(b, set_id, t, i) for t, i, b in values],
             )
+
+    # -- per-sample scores (rankers that need a second model, e.g. back-translation) ----------
+    def add_scores(self, set_id: str, name: str, values: Iterable[tuple[str, int, float | None]],
+                   *, scorer: str, run_id: str | None = None) -> int:
+        """Insert or replace one named score per sample; returns the number written.
+
+        Args:
+            set_id: The sample set the scored samples belong to.
+            name: Score name, e.g. ``"backtranslation"``; one value per (sample, name).
+            values: ``(task_id, idx, value)`` triples; ``None`` stores "not computable".
+            scorer: What computed it (model path and settings), kept for provenance.
+            run_id: The run that computed it.
+        """
+        now = _now()
+        data = [(set_id, t, int(i), name, None if v is None else float(v), scorer, run_id, now)
+                for t, i, v in values]
+        with self._tx():
+            self._conn.executemany(
+                "INSERT OR REPLACE INTO scores(set_id, task_id, idx, name, value, scorer, run_id, "
+                "created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", data)
+        return len(data)
+
+    def scores(self, set_id: str, name: str) -> dict[tuple[str, int], float | None]:
+        """Return ``{(task_id, idx): value}`` of one named score of a set (empty if none)."""
+        rows = self._conn.execute(
+            "SELECT task_id, idx, value FROM scores WHERE set_id=? AND name=?", (set_id, name)
+        ).fetchall()
+        return {(r["task_id"], r["idx"]): r["value"] for r in rows}
+
+    def score_scorers(self, set_id: str, name: str) -> list[str]:
+        """Return the distinct ``scorer`` strings of one named score of a set."""
+        rows = self._conn.execute(
+            "SELECT DISTINCT scorer FROM scores WHERE set_id=? AND name=?", (set_id, name)
+        ).fetchall()
+        return sorted(r[0] for r in rows)
+
+    # -- human grades (Table 3's hand grading of generated docstrings) -----------------------
+    def add_grade(self, set_id: str, task_id: str, idx: int, *, grader: str, correct: bool,
+                  note: str = "") -> None:
+        """Record (or change) one grader's verdict on one sample, with the time.
+
+        Raises:
+            ValueError: ``grader`` is empty (grades are per person).
+        """
+        if not grader.strip():
+            raise ValueError("grader must name the person grading (e.g. grader='ada')")
+        with self._tx():
+            self._conn.execute(
+                "INSERT OR REPLACE INTO grades(set_id, task_id, idx, grader, correct, note, "
+                "created) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (set_id, task_id, int(idx), grader.strip(), int(bool(correct)), note, _now()))
+
+    def grades(self, set_id: str | None = None, grader: str | None = None) -> list[dict[str, Any]]:
+        """Return recorded grades (all, or of one set and/or grader), oldest first."""
+        sql, args = "SELECT * FROM grades WHERE 1=1", []
+        if set_id is not None:
+            sql, args = sql + " AND set_id=?", [*args, set_id]
+        if grader is not None:
+            sql, args = sql + " AND grader=?", [*args, grader]
+        rows = self._conn.execute(sql + " ORDER BY created, task_id, idx", args).fetchall()
+        return [dict(r) for r in rows]
 
     # -- verdicts -------------------------------------------------------------------------
     def unexecuted(self, set_id: str) -> list[dict[str, Any]]:

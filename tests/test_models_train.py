@@ -435,3 +435,88 @@ def test_registry_helpers(tmp_path: Path) -> None:
     assert card_fields({"params": {"total": 5}, "eval": {"heldout_loss": 2.0}})["params_total"] == 5
     assert card_fields({"params_total": 7})["params_total"] == 7
     assert pipeline.model_label is model_label  # the old import location keeps working
+
+
+# -- fine-tuned variants: Codex-S and Codex-D (issue 13) ---------------------------------------
+def test_variant_names_and_registry(tmp_path: Path) -> None:
+    from codexlab.models.registry import base_model_name, model_variant, variant_name
+
+    assert model_variant("codex-mini-s-3m") == "s" and model_variant("codex-mini-3m") == ""
+    assert model_variant("/x/codex-mini-d-1.3m") == "d" and model_variant("gpt2") == ""
+    assert variant_name("codex-mini-3m", "s") == "codex-mini-s-3m"
+    assert base_model_name("codex-mini-d-1.3m") == "codex-mini-1.3m"
+    with pytest.raises(ValueError, match="unknown variant"):
+        variant_name("codex-mini-3m", "x")
+    with pytest.raises(ValueError, match="not a base"):
+        variant_name("codex-mini-s-3m", "s")
+    for name, n in (("codex-mini-3m", 30), ("codex-mini-s-3m", 30), ("codex-mini-1.3m", 10),
+                    ("codex-mini-d-1.3m", 10)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "config.json").write_text("{}")
+        write_model_card(tmp_path / name, {"name": name, "params": {"non_embedding": n}})
+    assert list(builtin_models(tmp_path)) == ["codex-mini-1.3m", "codex-mini-3m"]
+    assert list(builtin_models(tmp_path, variant="s")) == ["codex-mini-s-3m"]
+    assert list(builtin_models(tmp_path, variant="*")) == [
+        "codex-mini-1.3m", "codex-mini-d-1.3m", "codex-mini-3m", "codex-mini-s-3m"]
+    assert resolve_model("codex-mini-s-3m", tmp_path) == str((tmp_path / "codex-mini-s-3m")
+                                                             .resolve())
+
+
+def test_docstring_stage_masks_the_context_and_names_the_base(toy_model: tuple[Path, dict],
+                                                              tmp_path: Path) -> None:
+    """Codex-D data: context = signature + body + quotes, loss mask on the docstring only."""
+    import numpy as np
+
+    from codexlab.models.data import PreparedData
+    from codexlab.models.functions import prepare_docstrings
+    from codexlab.models.tokenizer import load_tokenizer
+    from codexlab.models.training import train
+
+    path, _ = toy_model
+    data = PreparedData(path.parents[1] / "cache")
+    stats = prepare_docstrings(data, workers=1, progress=False)
+    assert stats["kept_functions"] >= 40
+    ids, mask = data.tokens("docstrings"), data.loss_mask("docstrings")
+    assert mask is not None and len(ids) == len(mask) == stats["tokens"]
+    assert int(mask.sum()) == stats["docstring_tokens"]
+    tok = load_tokenizer(data.tokenizer_path)
+    eos = tok.token_to_id("<|endoftext|>")
+    first_end = int(np.flatnonzero(np.asarray(ids) == eos)[0])
+    doc = np.asarray(ids[: first_end + 1])
+    m = np.asarray(mask[: first_end + 1]).astype(bool)
+    context, target = tok.decode(doc[~m].tolist()), tok.decode(doc[m][:-1].tolist())
+    assert context.startswith("def f") and context.endswith('    """')
+    assert "return 0" in context and target.startswith("Map x to a multiple of")
+    assert target.endswith('"""')
+    out = tmp_path / "codex-mini-d-0.1m"
+    import shutil
+
+    shutil.copytree(path, out)
+    card = train(_toy_cfg(out, data.root, size="codex-mini-0.1m", size_spec=None,
+                          split="docstrings", prompt_loss_weight=0.0,
+                          max_tokens=8 * 32, resume=True))
+    assert card["variant"] == "d" and card["base_model"] == "codex-mini-0.1m"
+    assert card["data"]["docstrings"]["kept_functions"] == stats["kept_functions"]
+    assert card["training"]["stages"][-1]["data_split"] == "docstrings"
+
+
+def test_cli_init_copies_the_base_and_refuses_to_overwrite(tmp_path: Path) -> None:
+    import argparse
+
+    from codexlab.commands import train as cmd
+
+    p = argparse.ArgumentParser()
+    sub = p.add_subparsers()
+    cmd.register(sub)
+    args = p.parse_args(["train", "--size", "codex-mini-0.1m", "--init", "codex-mini-0.1m"])
+    assert args.init == "codex-mini-0.1m"
+    # --init needs a fine-tuning stage.
+    assert cmd.run(args) == 2
+    (tmp_path / "dst").mkdir()
+    (tmp_path / "dst" / "config.json").write_text("{}")
+    args = p.parse_args(["train", "--size", "codex-mini-0.1m", "--stage", "functions", "--init",
+                         "codex-mini-0.1m", "--out", str(tmp_path / "dst")])
+    assert cmd.run(args) == 2
+    args = p.parse_args(["train", "--size", "codex-mini-0.1m", "--stage", "functions", "--init",
+                         "codex-mini-nope", "--out", str(tmp_path / "dst2")])
+    assert cmd.run(args) == 2

@@ -9,6 +9,10 @@ Examples::
     codexlab train --family --time-budget 120 --resume  # every size, 120 s more each
     codexlab train --prepare-only --stage functions --tokenizer data/tokenizer/codex-mini-v2.json
                                                        # corpus with the shipped BPE + function set
+    codexlab train --size codex-mini-3m --stage functions --init codex-mini-3m \
+        --out data/models/codex-mini-s-3m --time-budget 2400   # Codex-S analogue
+    codexlab train --size codex-mini-3m --stage docstrings --init codex-mini-3m \
+        --out data/models/codex-mini-d-3m --time-budget 900    # Codex-D analogue
 """
 
 from __future__ import annotations
@@ -41,9 +45,14 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--budget-scale", type=float, default=1.0,
                    help="with --family and no --time-budget: multiply the preset CPU minutes")
     p.add_argument("--max-tokens", type=float, help="token budget per size (e.g. 2e8)")
-    p.add_argument("--stage", choices=["pretrain", "functions"], default="pretrain",
+    p.add_argument("--stage", choices=["pretrain", "functions", "docstrings"], default="pretrain",
                    help="functions: fine-tune saved weights on standalone documented functions "
-                        "mined from the training split (a Codex-S analogue; implies --resume)")
+                        "mined from the training split (Codex-S analogue); docstrings: on "
+                        "signature + body -> docstring (Codex-D analogue); both imply --resume")
+    p.add_argument("--init", metavar="MODEL",
+                   help="with --stage functions/docstrings: start from this built-in model or "
+                        "folder (copied into --out first), e.g. --init codex-mini-3m --out "
+                        "data/models/codex-mini-s-3m")
     p.add_argument("--resume", action="store_true",
                    help="continue from the weights already in the output folder")
     p.add_argument("--out", metavar="DIR", help="output folder (one size) or parent (--family); "
@@ -75,8 +84,9 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--schedule", default="wsd", choices=["wsd", "cosine"],
                    help="learning-rate schedule (default wsd: warm-up, stable, cool-down)")
     p.add_argument("--prompt-loss-weight", type=float, default=None, metavar="W",
-                   help="with --stage functions: loss weight of prompt tokens (signature + "
-                        "docstring); default 0.2, 1 = plain language modelling")
+                   help="with --stage functions/docstrings: loss weight of context tokens "
+                        "(functions: signature + docstring; docstrings: signature + body); "
+                        "default 0 (masked, as Codex-S/D), 1 = plain language modelling")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-progress", action="store_true", help="log lines instead of a bar")
     return p
@@ -122,7 +132,32 @@ def run(args: argparse.Namespace) -> int:
     # Resuming must keep the models' tokenizer even when the corpus is rebuilt on another
     # machine (another site-packages would train another BPE).
     tokenizer_file = None
-    if args.stage == "functions":
+    if args.init:
+        if args.stage == "pretrain" or not args.size:
+            print("codexlab train: --init needs --size and --stage functions or docstrings",
+                  file=sys.stderr)
+            return 2
+        from codexlab.models.registry import model_dir, resolve_model
+
+        try:
+            src = model_dir(resolve_model(args.init))
+        except ValueError as exc:
+            print(f"codexlab train: --init: {exc}", file=sys.stderr)
+            return 2
+        dst = out_dirs[names[0]]
+        if src is None or not (src / "config.json").is_file():
+            print(f"codexlab train: --init {args.init}: not a local model folder (give a "
+                  f"built-in name or a folder with config.json)", file=sys.stderr)
+            return 2
+        if (dst / "config.json").exists():
+            print(f"codexlab train: --init: {dst} already holds a model; continue it without "
+                  f"--init, or give another --out", file=sys.stderr)
+            return 2
+        dst.mkdir(parents=True, exist_ok=True)
+        for f in src.iterdir():
+            if f.is_file() and f.name != "training_state.pt":
+                shutil.copy2(f, dst / f.name)
+    if args.stage in ("functions", "docstrings"):
         args.resume = True
     if args.resume:
         tokenizer_file = next((d / "tokenizer.json" for d in out_dirs.values()
@@ -162,6 +197,10 @@ def run(args: argparse.Namespace) -> int:
         from codexlab.models.functions import prepare_functions
 
         prepare_functions(data, progress=not args.no_progress)
+    elif args.stage == "docstrings":
+        from codexlab.models.functions import prepare_docstrings
+
+        prepare_docstrings(data, progress=not args.no_progress)
     if args.prepare_only:
         print(json.dumps(data.summary(), indent=2))
         return 0
@@ -176,10 +215,10 @@ def run(args: argparse.Namespace) -> int:
             resume=args.resume, device=args.device, precision=args.precision,
             compile=args.compile, seed=args.seed, provisional=not args.final,
             progress=not args.no_progress,
-            split="functions" if args.stage == "functions" else "train",
+            split="train" if args.stage == "pretrain" else args.stage,
             optimizer=args.optimizer, schedule=args.schedule,
             prompt_loss_weight=(args.prompt_loss_weight if args.prompt_loss_weight is not None
-                                else 0.2 if args.stage == "functions" else 1.0),
+                                else 1.0 if args.stage == "pretrain" else 0.0),
         )
         try:
             card = train(cfg)

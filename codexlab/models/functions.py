@@ -155,31 +155,23 @@ def _mine_file(path_and_sha: tuple[str, str]) -> list[str]:
     return extract_functions(raw.decode("utf-8", errors="replace"))
 
 
-def prepare_functions(data, workers: int | None = None, progress: bool = True,
-                      problems: Mapping[str, object] | None = None, force: bool = False) -> dict:
-    """Mine the training split of a prepared corpus into ``functions.bin``; return stats.
+def mine_functions(data, workers: int | None = None,
+                   problems: Mapping[str, object] | None = None) -> tuple[list[str], dict]:
+    """Mine, deduplicate and decontaminate the training split's standalone functions.
 
     Args:
         data: A :class:`codexlab.models.data.PreparedData` (its manifest lists the files).
         workers: Processes for parsing (default: all CPUs).
-        progress: Print a summary line.
         problems: Problems to decontaminate against; default HumanEval.
-        force: Mine again even if the files exist.
 
     Returns:
-        Counts (files, functions, unique, decontaminated hits by kind, kept functions, prompt
-        and body tokens), also saved as ``functions.json`` in the cache.
+        ``(texts, stats)``: the kept function sources (unique, decontaminated, splittable by
+        :func:`split_function`), in a deterministic order, and the counts (files, functions,
+        unique, decontaminated hits by kind and task).
     """
     import os
     from multiprocessing import Pool
 
-    from codexlab.models.tokenizer import EOS_TOKEN, load_tokenizer
-
-    out_bin = data.root / "functions.bin"
-    out_mask = data.root / "functions.mask.bin"
-    stats_path = data.root / "functions.json"
-    if out_bin.exists() and out_mask.exists() and stats_path.exists() and not force:
-        return json.loads(stats_path.read_text())
     if problems is None:
         from codexlab.problems import load_humaneval
 
@@ -197,7 +189,7 @@ def prepare_functions(data, workers: int | None = None, progress: bool = True,
     funcs = [f for per_file in mined for f in per_file]
     decon = FunctionDecontaminator(problems)
     seen: set[str] = set()
-    unique: list[tuple[str, str]] = []
+    kept: list[str] = []
     hits: Counter = Counter()
     hit_tasks: set[str] = set()
     for f in funcs:
@@ -210,33 +202,106 @@ def prepare_functions(data, workers: int | None = None, progress: bool = True,
             hits[leak[1]] += 1
             hit_tasks.add(leak[0])
             continue
-        parts = split_function(f)
-        if parts is not None:
-            unique.append(parts)
-    tok = load_tokenizer(data.tokenizer_path)
-    eos = tok.token_to_id(EOS_TOKEN)
-    n_prompt = n_body = 0
-    with open(out_bin, "wb") as fh, open(out_mask, "wb") as mh:
-        for start in range(0, len(unique), 1024):
-            chunk = unique[start : start + 1024]
-            prompts = tok.encode_batch([p for p, _ in chunk])
-            bodies = tok.encode_batch([b for _, b in chunk])
-            for pe, be in zip(prompts, bodies, strict=True):
-                ids = np.asarray(pe.ids + be.ids + [eos], dtype=np.uint16)
-                mask = np.zeros(len(ids), dtype=np.uint8)
-                mask[len(pe.ids):] = 1
-                fh.write(ids.tobytes())
-                mh.write(mask.tobytes())
-                n_prompt += len(pe.ids)
-                n_body += len(be.ids) + 1
+        if split_function(f) is not None:
+            kept.append(f)
     stats = {"files": len(todo), "functions": len(funcs), "unique_functions": len(seen),
              "decontaminated": dict(sorted(hits.items())),
-             "decontaminated_tasks": sorted(hit_tasks), "kept_functions": len(unique),
-             "tokens": n_prompt + n_body, "prompt_tokens": n_prompt, "body_tokens": n_body,
-             "format": "prompt (signature + docstring, tokenised alone) + body + EOS; "
-                       "functions.mask.bin marks body and EOS tokens with 1"}
+             "decontaminated_tasks": sorted(hit_tasks), "kept_functions": len(kept)}
+    return kept, stats
+
+
+def _write_pairs(data, split: str, pairs: list[tuple[str, str]]) -> tuple[int, int]:
+    """Tokenise (context, target) pairs separately; write ``<split>.bin`` and its mask.
+
+    The mask is 1 on target tokens and the EOS after them. Returns (context, target) tokens.
+    """
+    from codexlab.models.tokenizer import EOS_TOKEN, load_tokenizer
+
+    tok = load_tokenizer(data.tokenizer_path)
+    eos = tok.token_to_id(EOS_TOKEN)
+    n_ctx = n_tgt = 0
+    with open(data.root / f"{split}.bin", "wb") as fh, \
+            open(data.root / f"{split}.mask.bin", "wb") as mh:
+        for start in range(0, len(pairs), 1024):
+            chunk = pairs[start : start + 1024]
+            contexts = tok.encode_batch([c for c, _ in chunk])
+            targets = tok.encode_batch([t for _, t in chunk])
+            for ce, te in zip(contexts, targets, strict=True):
+                ids = np.asarray(ce.ids + te.ids + [eos], dtype=np.uint16)
+                mask = np.zeros(len(ids), dtype=np.uint8)
+                mask[len(ce.ids):] = 1
+                fh.write(ids.tobytes())
+                mh.write(mask.tobytes())
+                n_ctx += len(ce.ids)
+                n_tgt += len(te.ids) + 1
+    return n_ctx, n_tgt
+
+
+def prepare_functions(data, workers: int | None = None, progress: bool = True,
+                      problems: Mapping[str, object] | None = None, force: bool = False) -> dict:
+    """Mine the training split of a prepared corpus into ``functions.bin``; return stats.
+
+    Args:
+        data: A :class:`codexlab.models.data.PreparedData` (its manifest lists the files).
+        workers: Processes for parsing (default: all CPUs).
+        progress: Print a summary line.
+        problems: Problems to decontaminate against; default HumanEval.
+        force: Mine again even if the files exist.
+
+    Returns:
+        Counts (files, functions, unique, decontaminated hits by kind, kept functions, prompt
+        and body tokens), also saved as ``functions.json`` in the cache.
+    """
+    stats_path = data.root / "functions.json"
+    if ((data.root / "functions.bin").exists() and (data.root / "functions.mask.bin").exists()
+            and stats_path.exists() and not force):
+        return json.loads(stats_path.read_text())
+    kept, stats = mine_functions(data, workers, problems)
+    pairs = [parts for f in kept if (parts := split_function(f)) is not None]
+    n_prompt, n_body = _write_pairs(data, "functions", pairs)
+    stats.update({"kept_functions": len(pairs), "tokens": n_prompt + n_body,
+                  "prompt_tokens": n_prompt, "body_tokens": n_body,
+                  "format": "prompt (signature + docstring, tokenised alone) + body + EOS; "
+                            "functions.mask.bin marks body and EOS tokens with 1"})
     stats_path.write_text(json.dumps(stats, indent=2) + "\n")
     if progress:
         print(f"functions: {stats['kept_functions']:,} kept of {stats['functions']:,} mined, "
               f"{stats['tokens']:,} tokens; decontaminated {stats['decontaminated']}", flush=True)
+    return stats
+
+
+def prepare_docstrings(data, workers: int | None = None, progress: bool = True,
+                       problems: Mapping[str, object] | None = None, force: bool = False) -> dict:
+    """Write the Codex-D set ``docstrings.bin``: signature + body, then the docstring.
+
+    The same mined, deduplicated, decontaminated functions as :func:`prepare_functions`,
+    rearranged as the Codex paper's Codex-D training problems ("the function signature, the
+    reference solution, and then the docstring", §6) by
+    :func:`codexlab.docstrings.function_docstring_document`: the context (signature, body,
+    opening quotes) and the target (docstring text, closing quotes) are tokenised separately,
+    and ``docstrings.mask.bin`` marks the target and EOS tokens with 1, so training with
+    ``prompt_loss_weight=0`` puts the loss on the docstring only.
+
+    Returns:
+        Counts (as :func:`prepare_functions`, with context and docstring tokens), also saved
+        as ``docstrings.json`` in the cache.
+    """
+    from codexlab.docstrings import function_docstring_document
+
+    stats_path = data.root / "docstrings.json"
+    if ((data.root / "docstrings.bin").exists() and (data.root / "docstrings.mask.bin").exists()
+            and stats_path.exists() and not force):
+        return json.loads(stats_path.read_text())
+    kept, stats = mine_functions(data, workers, problems)
+    pairs = [doc for f in kept if (doc := function_docstring_document(f)) is not None]
+    n_ctx, n_doc = _write_pairs(data, "docstrings", pairs)
+    stats.update({"kept_functions": len(pairs), "tokens": n_ctx + n_doc,
+                  "context_tokens": n_ctx, "docstring_tokens": n_doc,
+                  "format": "context (signature + body + opening quotes, tokenised alone) + "
+                            "docstring + closing quotes + EOS; docstrings.mask.bin marks the "
+                            "docstring, closing quotes and EOS with 1"})
+    stats_path.write_text(json.dumps(stats, indent=2) + "\n")
+    if progress:
+        print(f"docstrings: {stats['kept_functions']:,} functions, {stats['tokens']:,} tokens "
+              f"({n_doc:,} docstring)", flush=True)
     return stats

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import struct
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,24 +37,72 @@ def _is_model_dir(path: Path) -> bool:
     return (path / "config.json").is_file()
 
 
-def builtin_models(models_dir: Path | None = None) -> dict[str, Path]:
-    """Return name -> path of every shipped family model, ordered small to large.
+#: Fine-tuned variants of the family, by the letter in their names (``codex-mini-s-3m``):
+#: ``""`` the base models (Codex analogue), ``"s"`` the function-level fine-tune (Codex-S,
+#: Codex paper §4), ``"d"`` the docstring writer (Codex-D, §6).
+VARIANTS: dict[str, str] = {
+    "": "Codex (base)",
+    "s": "Codex-S (supervised fine-tune on standalone functions)",
+    "d": "Codex-D (writes the docstring from signature + body)",
+}
+_VARIANT_RE = re.compile(rf"^{re.escape(FAMILY)}-([a-z])-(.+)$")
+
+
+def model_variant(name: str) -> str:
+    """Return the variant letter of a family model name (``"s"``, ``"d"``) or ``""``.
+
+    Example:
+        >>> model_variant("codex-mini-s-3m"), model_variant("codex-mini-3m")
+        ('s', '')
+    """
+    m = _VARIANT_RE.match(Path(str(name)).name)
+    return m.group(1) if m and m.group(1) in VARIANTS else ""
+
+
+def variant_name(base: str, variant: str) -> str:
+    """Return the name of ``variant`` of a base family model (``"codex-mini-3m"``, ``"s"``).
+
+    Raises:
+        ValueError: unknown variant, or ``base`` is not a base family name.
+    """
+    if variant not in VARIANTS:
+        known = ", ".join(v for v in VARIANTS if v)
+        raise ValueError(f"unknown variant {variant!r}; known: {known}")
+    if not base.startswith(FAMILY + "-") or model_variant(base):
+        raise ValueError(f"{base!r} is not a base {FAMILY} model name (e.g. {FAMILY}-3m)")
+    return base if not variant else f"{FAMILY}-{variant}-{base[len(FAMILY) + 1:]}"
+
+
+def base_model_name(name: str) -> str:
+    """Return the base model a variant was fine-tuned from (the name itself for a base)."""
+    m = _VARIANT_RE.match(Path(str(name)).name)
+    if m and m.group(1) in VARIANTS:
+        return f"{FAMILY}-{m.group(2)}"
+    return Path(str(name)).name
+
+
+def builtin_models(models_dir: Path | None = None, variant: str = "") -> dict[str, Path]:
+    """Return name -> path of every shipped family model of one variant, small to large.
 
     Order is by non-embedding parameters from the card (preset order as a fallback), so a
     size added later sorts into place.
 
     Args:
         models_dir: Folder to look in; default ``data/models``.
+        variant: ``""`` the base models (what the scaling, temperature, ranking and BLEU
+            figures use), ``"s"`` Codex-S, ``"d"`` Codex-D, ``"*"`` all of them.
     """
     root = Path(models_dir or paths.MODELS_DIR)
     if not root.is_dir():
         return {}
-    found = [p for p in root.iterdir() if p.name.startswith(FAMILY) and _is_model_dir(p)]
+    found = [p for p in root.iterdir() if p.name.startswith(FAMILY + "-") and _is_model_dir(p)
+             and (variant == "*" or model_variant(p.name) == variant)]
     preset_rank = {name: i for i, name in enumerate(SIZES)}
 
     def key(p: Path) -> tuple[float, int, str]:
         n = (read_model_card(p).get("params") or {}).get("non_embedding")
-        return (float(n) if n else float("inf"), preset_rank.get(p.name, len(SIZES)), p.name)
+        base = base_model_name(p.name)
+        return (float(n) if n else float("inf"), preset_rank.get(base, len(SIZES)), p.name)
 
     return {p.name: p.resolve() for p in sorted(found, key=key)}
 
@@ -78,7 +127,7 @@ def resolve_model(name_or_path: str, models_dir: Path | None = None) -> str:
         ValueError: for a name starting with ``codex-mini`` that is neither shipped nor an
             existing path; the message lists the available models.
     """
-    shipped = builtin_models(models_dir)
+    shipped = builtin_models(models_dir, variant="*")
     if name_or_path in shipped:
         return str(shipped[name_or_path])
     if name_or_path.startswith(FAMILY) and not Path(name_or_path).exists():

@@ -64,6 +64,7 @@ from codexlab.models.configs import (
     llama_config,
 )
 from codexlab.models.data import PreparedData
+from codexlab.models.registry import base_model_name, model_variant
 
 #: Eval windows for the final held-out loss: fixed, evenly spaced, identical for every size.
 FINAL_EVAL_WINDOWS = 96
@@ -105,9 +106,9 @@ class TrainConfig:
         provisional: Mark the card provisional (short CPU training).
         progress: Show a tqdm bar.
         command: The command line recorded in the card.
-        split: Token file of the cache to train on: ``"train"`` (pretraining) or
-            ``"functions"`` (the function-level second stage, see
-            :mod:`codexlab.models.functions`).
+        split: Token file of the cache to train on: ``"train"`` (pretraining),
+            ``"functions"`` (the function-level second stage, Codex-S) or ``"docstrings"``
+            (signature + body -> docstring, Codex-D); see :mod:`codexlab.models.functions`.
         optimizer: ``"muon"`` (Muon on hidden matrices + AdamW elsewhere) or ``"adamw"``.
         schedule: ``"wsd"`` (warm-up, stable, 1-sqrt decay) or ``"cosine"``.
         decay_frac: Share of the run spent in the WSD cool-down.
@@ -658,14 +659,22 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         },
         "continue_command": f"codexlab train --size {out_dir.name} --resume --time-budget 600",
     }
-    if cfg.split == "functions":
-        fstats = data.root / "functions.json"
-        if fstats.exists():
-            import json
+    for split in ("functions", "docstrings"):
+        if cfg.split == split:
+            sstats = data.root / f"{split}.json"
+            if sstats.exists():
+                import json
 
-            card["data"]["functions"] = json.loads(fstats.read_text())
-    elif prev_card.get("data", {}).get("functions"):
-        card["data"]["functions"] = prev_card["data"]["functions"]
+                card["data"][split] = json.loads(sstats.read_text())
+        elif prev_card.get("data", {}).get(split):
+            card["data"][split] = prev_card["data"][split]
+    # Fine-tuned variants (Codex-S, Codex-D) name their base, so figures pair them by size.
+    variant = model_variant(out_dir.name)
+    if variant:
+        card["variant"] = variant
+        card["base_model"] = base_model_name(out_dir.name)
+        card["continue_command"] = (f"codexlab train --size {size.name} --out {out_dir} "
+                                    f"--stage {cfg.split} --time-budget 600")
     write_model_card(out_dir, card)
     return card
 

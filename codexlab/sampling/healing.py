@@ -83,7 +83,7 @@ def default_token_healing(name_or_path: str | None) -> int:
     except ImportError:
         return 0
     try:
-        shipped = builtin_models()
+        shipped = builtin_models(variant="*")
     except Exception:  # noqa: BLE001 - an unreadable models folder: no built-ins
         shipped = {}
     if name_or_path in shipped:

@@ -30,7 +30,7 @@ def _builtin_names() -> list[str]:
     except ImportError:
         return []
     try:
-        return list(builtin_models())
+        return list(builtin_models(variant="*"))
     except Exception:  # noqa: BLE001 - only used to improve an error message
         return []
 
