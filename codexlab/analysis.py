@@ -272,7 +272,7 @@ def best_temperature_table(temps: pd.DataFrame, *, paper: bool = False) -> pd.Da
 
 
 # -- Fig 7: ranking ------------------------------------------------------------------------
-HEURISTICS = ("mean_logprob", "sum_logprob", "random", "oracle")
+HEURISTICS = ("mean_logprob", "sum_logprob", "backtranslation", "random", "oracle")
 
 
 def ranking_table(
@@ -306,17 +306,23 @@ def ranking_table(
         raise ValueError(f"no executed samples with log-probs for {model} at T={temperature}")
     n_min = int(sub.groupby("task_id").size().min())
     k_max = min(k_max, n_min)
-    per_task = {h: [] for h in HEURISTICS}
+    # Back-translation only where every sample of the set carries a score (it needs a
+    # docstring model; see codexlab.backtranslation).
+    scores = ["mean_logprob", "sum_logprob"]
+    if "backtranslation" in sub and sub["backtranslation"].notna().all():
+        scores.append("backtranslation")
+    heuristics = [h for h in HEURISTICS if h in scores or h in ("random", "oracle")]
+    per_task: dict[str, list] = {h: [] for h in heuristics}
     for _, g in sub.groupby("task_id", sort=True):
         cur = ranking_curves({"t": {"passed": g["passed"].astype(bool).to_numpy(),
-                                    "mean_logprob": g["mean_logprob"].to_numpy(float),
-                                    "sum_logprob": g["sum_logprob"].to_numpy(float)}}, k_max)
-        for h in HEURISTICS:
+                                    **{c: g[c].to_numpy(float) for c in scores}}}, k_max,
+                             scores=scores)
+        for h in heuristics:
             per_task[h].append(cur[h])
     weights = None
     alpha = (1 - confidence) / 2
     rows = []
-    for h in HEURISTICS:
+    for h in heuristics:
         mat = np.vstack(per_task[h])  # (tasks, k_max)
         # One set of replicates for all heuristics, so their bands are comparable.
         weights = _boot_weights(mat.shape[0], n_boot, seed) if weights is None else weights

@@ -178,6 +178,10 @@ def _bleu_scorer(cls: Any) -> Any:
     return _BLEU_SCORER
 
 
+#: Score columns :func:`ranking_curves` ranks by when present (higher = chosen first).
+RANKING_SCORES = ("mean_logprob", "sum_logprob", "backtranslation")
+
+
 def ranking_curves(
     tasks: Mapping[str, Mapping[str, Sequence[float]]] | Any,
     k_max: int,
@@ -185,54 +189,59 @@ def ranking_curves(
     exact: bool = True,
     n_mc: int = 2000,
     seed: int = 0,
+    scores: Sequence[str] = ("mean_logprob", "sum_logprob"),
 ) -> dict[str, np.ndarray]:
     """Compute the pass rate of the one sample chosen out of k by each ranking heuristic.
 
     For each task with n samples and each k, a k-subset is drawn uniformly; one sample of the
-    subset is chosen by highest mean log-prob, highest sum log-prob, uniformly at random, or
-    by an oracle that picks a passing one if any. The curves average over tasks.
+    subset is chosen by the highest value of each score (mean log-prob, sum log-prob,
+    back-translation, ...), uniformly at random, or by an oracle that picks a passing one if
+    any. The curves average over tasks.
 
     The exact computation ranks the n samples once by the score (ties broken by giving each
     tied sample its share); the sample at rank r (0 = best) is chosen when it is in the
     subset and the r better ones are not: probability ``C(n-1-r, k-1) / C(n, k)``. Oracle is
-    then pass@k and random is pass@1, both exactly.
+    then pass@k and random is pass@1, both exactly. A missing score (NaN) ranks below every
+    present one.
 
     Reproduces: Codex paper Fig 7.
 
     Args:
-        tasks: Either a mapping task → ``{"passed": [...], "mean_logprob": [...],
-            "sum_logprob": [...]}`` or a DataFrame with columns ``task_id``, ``passed``,
-            ``mean_logprob``, ``sum_logprob``.
+        tasks: Either a mapping task → ``{"passed": [...], <score>: [...], ...}`` or a
+            DataFrame with columns ``task_id``, ``passed`` and the score columns.
         k_max: Largest k (must not exceed the smallest n over tasks).
         exact: Use the exact formula (default). False uses ``n_mc`` seeded Monte Carlo draws
             of k-subsets per task and k; its standard error is about ``0.5 / sqrt(n_mc *
             n_tasks)``.
         n_mc: Monte Carlo draws per (task, k) when ``exact`` is False.
         seed: Seed for Monte Carlo.
+        scores: The score columns to rank by (see :data:`RANKING_SCORES`).
 
     Returns:
-        Dict with ``k`` (1..k_max) and arrays ``mean_logprob``, ``sum_logprob``, ``random``,
-        ``oracle`` of length k_max.
+        Dict with ``k`` (1..k_max), ``random``, ``oracle`` and one array per score, each of
+        length k_max.
 
     Raises:
-        ValueError: k_max exceeds the samples of some task, or the table is empty.
+        ValueError: k_max exceeds the samples of some task, a score is missing, or the table
+            is empty.
     """
-    table = _ranking_table(tasks)
+    table = _ranking_table(tasks, tuple(scores))
     if not table:
         raise ValueError("ranking_curves: no tasks given")
     min_n = min(len(v[0]) for v in table.values())
     if k_max < 1 or k_max > min_n:
         raise ValueError(f"k_max={k_max} must be between 1 and the smallest n per task ({min_n})")
     ks = np.arange(1, k_max + 1)
-    keys = ("mean_logprob", "sum_logprob", "random", "oracle")
+    keys = (*scores, "random", "oracle")
     acc = {key: np.zeros(k_max) for key in keys}
     rng = np.random.default_rng(seed)
-    for passed, mean_lp, sum_lp in table.values():
+    for passed, cols in table.values():
         n = len(passed)
         c = int(passed.sum())
         acc["oracle"] += np.asarray(pass_at_k(n, c, ks))
         acc["random"] += c / n
-        for key, score in (("mean_logprob", mean_lp), ("sum_logprob", sum_lp)):
+        for key in scores:
+            score = np.where(np.isnan(cols[key]), -np.inf, cols[key])
             if exact:
                 acc[key] += _exact_pick_rate(passed, score, ks)
             else:
@@ -242,21 +251,25 @@ def ranking_curves(
     return out
 
 
-def _ranking_table(tasks: Any) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+def _ranking_table(tasks: Any, scores: tuple[str, ...]
+                   ) -> dict[str, tuple[np.ndarray, dict[str, np.ndarray]]]:
     if hasattr(tasks, "groupby"):
+        missing = [c for c in ("passed", *scores) if c not in tasks]
+        if missing:
+            raise ValueError(f"ranking_curves: the table has no column {missing}")
         groups = {tid: g for tid, g in tasks.groupby("task_id", sort=True)}
-        tasks = {
-            tid: {c: g[c].to_numpy() for c in ("passed", "mean_logprob", "sum_logprob")}
-            for tid, g in groups.items()
-        }
+        tasks = {tid: {c: g[c].to_numpy() for c in ("passed", *scores)}
+                 for tid, g in groups.items()}
     out = {}
     for tid, cols in tasks.items():
         passed = np.asarray(cols["passed"], dtype=bool)
-        mean_lp = np.asarray(cols["mean_logprob"], dtype=np.float64)
-        sum_lp = np.asarray(cols["sum_logprob"], dtype=np.float64)
-        if not (len(passed) == len(mean_lp) == len(sum_lp)) or len(passed) == 0:
-            raise ValueError(f"task {tid}: passed/mean_logprob/sum_logprob lengths differ or are 0")
-        out[tid] = (passed, mean_lp, sum_lp)
+        try:
+            vals = {key: np.asarray(cols[key], dtype=np.float64) for key in scores}
+        except KeyError as exc:
+            raise ValueError(f"task {tid}: no score {exc.args[0]!r}") from None
+        if len(passed) == 0 or any(len(v) != len(passed) for v in vals.values()):
+            raise ValueError(f"task {tid}: passed/{'/'.join(scores)} lengths differ or are 0")
+        out[tid] = (passed, vals)
     return out
 
 

@@ -37,7 +37,7 @@ from codexlab.models.registry import model_label
 #: needs it).
 COMPACT_COLUMNS = (
     "model", "temperature", "top_p", "seed", "task_id", "idx", "status", "passed",
-    "n_tokens", "sum_logprob", "mean_logprob", "bleu",
+    "n_tokens", "sum_logprob", "mean_logprob", "bleu", "backtranslation",
 )
 
 #: Columns of the compact per-model table (what the scaling and loss figures need).
@@ -704,20 +704,8 @@ def _cached_samples_df(store: Any, set_ids: list[str]) -> Any:
 
     import pandas as pd
 
-    q = ",".join("?" * len(set_ids))
-    # A content fingerprint: sums over the columns the figures read, so any added sample,
-    # changed verdict (re-execution changes passed/status/duration) or new BLEU changes it.
-    # (File sizes and mtimes would not do: SQLite checkpoints the WAL on close, which touches
-    # the database file even when nothing changed.)
-    fp = store._conn.execute(
-        f"SELECT COUNT(*), COUNT(bleu), TOTAL(bleu), TOTAL(mean_logprob), MAX(created) "
-        f"FROM samples WHERE set_id IN ({q})", set_ids).fetchone()
-    fv = store._conn.execute(
-        f"SELECT COUNT(*), TOTAL(passed), TOTAL(LENGTH(status) * (idx + 1)), "
-        f"TOTAL(duration_s), MAX(created) FROM verdicts WHERE set_id IN ({q})",
-        set_ids).fetchone()
-    key = hashlib.sha256(json.dumps([set_ids, list(fp), list(fv)], default=str).encode()
-                         ).hexdigest()[:20]
+    key = hashlib.sha256(json.dumps([set_ids, store.content_fingerprint(set_ids)], default=str)
+                         .encode()).hexdigest()[:20]
     cache_dir = Path(store.path).parent / ".codexlab-cache"
     path = cache_dir / f"samples-{key}.parquet"
     if path.exists():
@@ -830,11 +818,13 @@ def compact_table(df: Any) -> Any:
     """Return ``df`` reduced to :data:`COMPACT_COLUMNS` with stable dtypes and row order."""
     import pandas as pd
 
-    t = pd.DataFrame({c: df[c] if c in df else pd.NA for c in COMPACT_COLUMNS})
+    floats = ("temperature", "top_p", "sum_logprob", "mean_logprob", "bleu", "backtranslation")
+    t = pd.DataFrame({c: df[c] if c in df else (float("nan") if c in floats else pd.NA)
+                      for c in COMPACT_COLUMNS})
     t = t.astype({"model": "string", "task_id": "string", "status": "string",
                   "temperature": "float64", "top_p": "float64", "seed": "Int64", "idx": "Int64",
                   "passed": "boolean", "n_tokens": "Int64", "sum_logprob": "float64",
-                  "mean_logprob": "float64", "bleu": "float64"})
+                  "mean_logprob": "float64", "bleu": "float64", "backtranslation": "float64"})
     return t.sort_values(["model", "temperature", "task_id", "idx"]).reset_index(drop=True)
 
 
@@ -891,6 +881,12 @@ def import_compact(path: str | Path, store: Any, *, run_id: str | None = None) -
                             if r["status"] is not None], run_id)
         store.set_bleu(sid, [(r["task_id"], r["idx"], r["bleu"]) for r in _rows(g, text=False)
                              if r["bleu"] is not None])
+        if "backtranslation" in g and g["backtranslation"].notna().any():
+            bt = g.dropna(subset=["backtranslation"])
+            store.add_scores(sid, "backtranslation",
+                             zip(bt["task_id"], bt["idx"].astype(int),
+                                 bt["backtranslation"].astype(float), strict=True),
+                             scorer=f"imported compact {Path(path).name}", run_id=run_id)
         ids.append(sid)
     return ids
 

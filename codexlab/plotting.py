@@ -52,10 +52,11 @@ MODEL_PALETTE = ("#4477AA", "#66CCEE", "#228833", "#CCBB44", "#EE6677", "#AA3377
 
 #: The paper's colours in Fig 7 (mean log-prob red, oracle blue), kept so our figure reads
 #: like theirs.
-HEURISTIC_COLORS = {"mean_logprob": "#d62728", "sum_logprob": "#ff7f0e", "random": "#7f7f7f",
-                    "oracle": "#1f77b4"}
+HEURISTIC_COLORS = {"mean_logprob": "#d62728", "sum_logprob": "#9467bd",
+                    "backtranslation": "#ff7f0e", "random": "#7f7f7f", "oracle": "#1f77b4"}
 HEURISTIC_LABELS = {"mean_logprob": "mean log-prob", "sum_logprob": "sum log-prob",
-                    "random": "random", "oracle": "oracle (pass@k)"}
+                    "backtranslation": "back-translation", "random": "random",
+                    "oracle": "oracle (pass@k)"}
 #: Fig 8's correct / wrong pair: Okabe-Ito blue and orange, told apart with any colour
 #: vision (the paper's blue / green is not).
 OUTCOME_COLORS = {"correct": "#0072B2", "wrong": "#E69F00"}
@@ -512,8 +513,9 @@ def plot_temperature(temps: pd.DataFrame, best: pd.DataFrame, axes: Sequence[Any
 def plot_ranking(table: pd.DataFrame, ax: Any = None) -> Any:
     """Draw the pass rate of the one sample each heuristic picks out of k, with bands.
 
-    Reproduces: Codex paper Fig 7 (mean log-prob red, oracle blue as in the paper; no
-    back-translation curve, which needs a docstring model).
+    Reproduces: Codex paper Fig 7 (mean log-prob red, back-translation orange, oracle blue
+    as in the paper; the back-translation curve is drawn when the table has it, i.e. when
+    the samples were scored with a docstring model, :mod:`codexlab.backtranslation`).
 
     Args:
         table: :func:`codexlab.analysis.ranking_table`.

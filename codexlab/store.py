@@ -416,7 +416,9 @@ class Store:
 
         Columns: set_id, model, temperature, top_p, seed, task_id, idx, [completion],
         n_tokens, sum_logprob, mean_logprob, finish_reason, bleu, status, passed, result,
-        error_type, duration_s, mode. ``passed`` is a nullable boolean (NA = not executed).
+        error_type, duration_s, mode, plus one column per stored score name (e.g.
+        ``backtranslation``) when any set has scores. ``passed`` is a nullable boolean
+        (NA = not executed).
         """
         import pandas as pd
 
@@ -435,7 +437,38 @@ class Store:
         sql += " ORDER BY ss.model, ss.temperature, s.task_id, s.idx"
         df = pd.read_sql_query(sql, self._conn, params=params)
         df["passed"] = df["passed"].astype("boolean")
+        # Per-sample scores (e.g. back-translation), one column per score name.
+        ssql = "SELECT set_id, task_id, idx, name, value FROM scores"
+        if set_ids is not None:
+            ssql += f" WHERE set_id IN ({','.join('?' * len(set_ids))})"
+        scores = pd.read_sql_query(ssql, self._conn, params=params)
+        if len(scores):
+            wide = scores.pivot_table(index=["set_id", "task_id", "idx"], columns="name",
+                                      values="value", aggfunc="first", dropna=False)
+            wide.columns = [str(c) for c in wide.columns]
+            df = df.merge(wide.reset_index(), on=["set_id", "task_id", "idx"], how="left")
         return df
+
+    def content_fingerprint(self, set_ids: Sequence[str]) -> list[Any]:
+        """Return sums over what the figures read of these sets (samples, verdicts, scores).
+
+        Any added sample, changed verdict (re-execution changes passed/status/duration), new
+        BLEU or new score changes it; used to key caches of :meth:`samples_df`. (File sizes
+        and mtimes would not do: SQLite checkpoints the WAL on close, which touches the
+        database file even when nothing changed.)
+        """
+        q = ",".join("?" * len(set_ids))
+        fp = self._conn.execute(
+            f"SELECT COUNT(*), COUNT(bleu), TOTAL(bleu), TOTAL(mean_logprob), MAX(created) "
+            f"FROM samples WHERE set_id IN ({q})", list(set_ids)).fetchone()
+        fv = self._conn.execute(
+            f"SELECT COUNT(*), TOTAL(passed), TOTAL(LENGTH(status) * (idx + 1)), "
+            f"TOTAL(duration_s), MAX(created) FROM verdicts WHERE set_id IN ({q})",
+            list(set_ids)).fetchone()
+        fs = self._conn.execute(
+            f"SELECT COUNT(*), COUNT(value), TOTAL(value), MAX(created) FROM scores "
+            f"WHERE set_id IN ({q})", list(set_ids)).fetchone()
+        return [*fp, *fv, *fs]
 
     def task_counts(self, set_id: str) -> Any:
         """Return a DataFrame task_id, n (executed samples), c (passed) for one set."""
