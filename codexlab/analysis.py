@@ -336,6 +336,135 @@ def ranking_table(
     return pd.DataFrame(rows)
 
 
+# -- Figs 9, 10: Codex-S vs Codex ----------------------------------------------------------
+#: Family labels of the Codex-S figures.
+FAMILY_LABELS = {"": "Codex", "s": "Codex-S"}
+
+#: The paper's best temperatures for Codex-S (§4.5, Fig 9): k -> T*.
+PAPER_T_STAR_S = {1: 0.0, 100: 1.0}
+
+#: The paper's Codex-S-12B ranking numbers (§1, §4.5): pass@1, mean-log-prob pick of 100,
+#: oracle pass@100 and the mean-log-prob gain over random averaged over k = 1..100, in %.
+PAPER_CODEX_S_12B = {"pass@1": 37.7, "mean_logprob_pick_of_100": 44.5, "pass@100": 77.5,
+                     "ranking_gain_pp": 11.6}
+
+
+def best_temperature_compare(temps: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Return the best temperature per k of several models side by side (Fig 9).
+
+    Args:
+        temps: family label (``"Codex"``, ``"Codex-S"``) -> :func:`temperature_table` of
+            that family's reference model.
+
+    Returns:
+        :func:`best_temperature_table` rows with ``family`` and ``model`` columns.
+
+    Reproduces: Codex paper Fig 9.
+    """
+    out = []
+    for family, t in temps.items():
+        best = best_temperature_table(t)
+        best.insert(0, "family", family)
+        best.insert(1, "model", t["model"].iloc[0] if len(t) else "")
+        out.append(best)
+    return pd.concat(out, ignore_index=True) if out else pd.DataFrame(
+        columns=["family", "model", "k", "temperature", "pass_at_k", "tied", "source"])
+
+
+def ranking_gain_table(df: pd.DataFrame, models: Sequence[str], temperature: float,
+                       k_max: int, *, n_boot: int = 1000, confidence: float = 0.95,
+                       seed: int = 0) -> pd.DataFrame:
+    """Return, per model, the mean-log-prob ranking gain over random, averaged over k.
+
+    For each task the exact curves of :func:`codexlab.metrics.ranking_curves` give the pass
+    rate of the sample with the highest mean log-prob out of k and of a random one (pass@1);
+    the gain is their difference averaged over k = 1..k_max, then over tasks, with a paired
+    bootstrap interval over tasks.
+
+    Reproduces: Codex paper §4.5 (Fig 10's ranking comparison; Codex-S-12B: +11.6 pp over
+    k = 1..100).
+
+    Returns:
+        DataFrame ``model, temperature, k_max, gain, lo, hi, pick_at_kmax, random, n_tasks``
+        (rates as fractions; ``pick_at_kmax``: pass rate of the mean-log-prob pick of k_max).
+    """
+    rows = []
+    alpha = (1 - confidence) / 2
+    for m in models:
+        sub = df[(df["model"] == m) & np.isclose(df["temperature"].astype(float), temperature)]
+        sub = sub.dropna(subset=["passed", "mean_logprob", "sum_logprob"])
+        if not len(sub):
+            continue
+        k = min(k_max, int(sub.groupby("task_id").size().min()))
+        gains, picks, rand = [], [], []
+        for _, g in sub.groupby("task_id", sort=True):
+            cur = ranking_curves({"t": {"passed": g["passed"].astype(bool).to_numpy(),
+                                        "mean_logprob": g["mean_logprob"].to_numpy(float),
+                                        "sum_logprob": g["sum_logprob"].to_numpy(float)}}, k)
+            gains.append(float(np.mean(cur["mean_logprob"] - cur["random"])))
+            picks.append(float(cur["mean_logprob"][-1]))
+            rand.append(float(cur["random"][0]))
+        gains_a = np.asarray(gains)
+        boot = _boot_weights(len(gains_a), n_boot, seed) @ gains_a
+        lo, hi = np.quantile(boot, [alpha, 1 - alpha])
+        rows.append({"model": m, "temperature": float(temperature), "k_max": k,
+                     "gain": float(gains_a.mean()), "lo": float(lo), "hi": float(hi),
+                     "pick_at_kmax": float(np.mean(picks)), "random": float(np.mean(rand)),
+                     "n_tasks": len(gains_a)})
+    return pd.DataFrame(rows, columns=["model", "temperature", "k_max", "gain", "lo", "hi",
+                                       "pick_at_kmax", "random", "n_tasks"])
+
+
+def codex_s_table(df: pd.DataFrame, models: pd.DataFrame, pairs: dict[str, str], *,
+                  t_pass1: float = 0.2, t_passk: float = 0.8, k_large: int = 100,
+                  ranking_temperature: float = 0.8, n_boot: int = 1000,
+                  confidence: float = 0.95, seed: int = 0) -> pd.DataFrame:
+    """Return Codex-S against Codex per size: pass@1, pass@k and the ranking gain (Fig 10).
+
+    Args:
+        df: Per-sample results of both families.
+        models: :func:`codexlab.pipeline.model_table` rows of both families.
+        pairs: Codex-S model -> its base (Codex) model, as shown in ``df["model"]``.
+        t_pass1: Temperature of pass@1 (paper: 0.2).
+        t_passk: Temperature of pass@k (paper: 0.8).
+        k_large: k of pass@k and the largest k of the ranking gain (paper: 100).
+        ranking_temperature: Temperature of the ranking gain (paper: 0.8).
+        n_boot: Bootstrap replicates.
+        confidence: Two-sided coverage.
+        seed: Bootstrap seed.
+
+    Returns:
+        DataFrame ``family, model, base_model, params_non_embedding, metric, k,
+        temperature, value, lo, hi, n_tasks``: :func:`scaling_table` rows of every model in
+        ``pairs`` (both sides), plus one ``metric="ranking gain"`` row per model (value = the
+        mean-log-prob gain over random, averaged over k = 1..k_large). The x position of
+        both families is the *base* model's non-embedding parameter count (a fine-tune has
+        the same parameters).
+
+    Reproduces: Codex paper Fig 10.
+    """
+    base_of = {**{s: b for s, b in pairs.items()}, **{b: b for b in pairs.values()}}
+    sub = df[df["model"].isin(list(base_of))]
+    scal = scaling_table(sub, models, t_pass1=t_pass1, t_passk=t_passk, k_large=k_large,
+                         n_boot=n_boot, confidence=confidence, seed=seed)
+    gain = ranking_gain_table(sub, list(base_of), ranking_temperature, k_large, n_boot=n_boot,
+                              confidence=confidence, seed=seed)
+    grows = pd.DataFrame({"model": gain["model"], "metric": "ranking gain", "k": gain["k_max"],
+                          "temperature": gain["temperature"], "value": gain["gain"],
+                          "lo": gain["lo"], "hi": gain["hi"], "n_tasks": gain["n_tasks"]})
+    out = pd.concat([scal.drop(columns=["params_total", "params_non_embedding"]), grows],
+                    ignore_index=True)
+    out["base_model"] = out["model"].map(base_of)
+    out["family"] = np.where(out["model"].isin(list(pairs)), FAMILY_LABELS["s"],
+                             FAMILY_LABELS[""])
+    params = models.set_index("model")["params_non_embedding"]
+    out["params_non_embedding"] = out["base_model"].map(params)
+    cols = ["family", "model", "base_model", "params_non_embedding", "metric", "k",
+            "temperature", "value", "lo", "hi", "n_tasks"]
+    return out[cols].sort_values(["metric", "family", "params_non_embedding", "model"]
+                                 ).reset_index(drop=True)
+
+
 # -- Fig 8: BLEU ---------------------------------------------------------------------------
 POOLED = "all tasks"
 

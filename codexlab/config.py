@@ -70,6 +70,9 @@ class FigureConfig:
         tasks: Task selection (see :func:`codexlab.problems.select_tasks`); empty means all.
         store: Run store path; empty means :func:`codexlab.paths.default_store_path`.
         out: Figures folder; empty means ``figures/quick`` (quick) or ``figures`` (paper).
+        variant: Which fine-tuned variant of the built-in family an empty ``models`` means:
+            ``""`` the base models (Codex), ``"s"`` Codex-S (Figs 9, 10). See
+            :meth:`variant_config`.
     """
 
     mode: str = "quick"
@@ -98,10 +101,15 @@ class FigureConfig:
     tasks: str = ""
     store: str = ""
     out: str = ""
+    variant: str = ""
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
+        from codexlab.models.registry import VARIANTS
+
+        if self.variant not in VARIANTS:
+            raise ValueError(f"variant must be one of {sorted(VARIANTS)}, got {self.variant!r}")
         if self.n < 1:
             raise ValueError(f"n must be >= 1, got {self.n}")
         if not 1 <= self.k_max <= self.n:
@@ -147,18 +155,34 @@ class FigureConfig:
         """Return the model names/paths, expanding empty ``models`` to the built-in family."""
         if self.models:
             return self.models
-        from codexlab.models.registry import builtin_model_names, compact_model_names
+        from codexlab.models.registry import builtin_models, compact_model_names, model_variant
 
         # Without weights (a fresh clone re-plotting committed results), the models are the
         # ones the committed compact table of this mode holds.
-        names = builtin_model_names() or compact_model_names(self)
+        names = list(builtin_models(variant=self.variant)) or [
+            m for m in compact_model_names(self) if model_variant(m) == self.variant]
         if not names:
+            what = f"codex-mini-{self.variant}-* " if self.variant else ""
             raise RuntimeError(
-                "no built-in models found (data/models/ is empty) and no committed results "
+                f"no built-in {what}models found (data/models/) and no committed results "
                 f"under {self.compact_results_dir()}; train them with `codexlab train` "
                 "or pass MODELS=[<path or HF id>, ...]"
             )
         return tuple(names)
+
+    def variant_config(self, variant: str, models: tuple[str, ...] | list[str] = ()
+                       ) -> FigureConfig:
+        """Return this config for another family variant (e.g. Codex-S for Figs 9 and 10).
+
+        Same protocol (n, temperatures, top_p, seed, store); the models are ``models``, or
+        the shipped models of ``variant`` when empty; the reference model is the largest of
+        them; compact results live in their own sub-folder (:meth:`compact_results_dir`).
+
+        Raises:
+            ValueError: unknown variant.
+        """
+        return dataclasses.replace(self, variant=variant, models=tuple(str(m) for m in models),
+                                   reference_model="")
 
     def reference(self) -> str:
         """Return the reference model of the single-model figures (default: the largest)."""
@@ -207,7 +231,10 @@ class FigureConfig:
         """Return the folder of this mode's committed compact results (``data/results/<mode>``)."""
         from codexlab.paths import DATA_DIR
 
-        return DATA_DIR / "results" / self.mode
+        base = DATA_DIR / "results" / self.mode
+        # Each variant's table in its own folder, so exporting one never rewrites the other's
+        # models.csv and meta.json.
+        return base / f"codex-{self.variant}" if self.variant else base
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-friendly dict of every field (recorded with results)."""

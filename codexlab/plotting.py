@@ -545,6 +545,114 @@ def plot_ranking(table: pd.DataFrame, ax: Any = None) -> Any:
     return ax
 
 
+# -- Figs 9, 10: Codex-S vs Codex ----------------------------------------------------------
+#: Fixed colours of the two families (Okabe-Ito blue and vermilion).
+FAMILY_COLORS = {"Codex": "#0072B2", "Codex-S": "#D55E00"}
+
+
+@styled
+def plot_codex_s_temperature(best: pd.DataFrame, ax: Any = None, *,
+                             paper_t_star: bool = True) -> Any:
+    """Draw the best temperature per k of Codex and Codex-S (step lines, one per family).
+
+    The paper's T* are starred at their true k: Codex-679M 0.2 / 0.8 at k = 1 / 100, Codex-S
+    0 / 1. Ties (several temperatures reach the same pass@k, e.g. all at 0) are hollow.
+
+    Reproduces: Codex paper Fig 9.
+
+    Args:
+        best: :func:`codexlab.analysis.best_temperature_compare`.
+        ax: Axes (default: new figure).
+        paper_t_star: Star the paper's T*.
+
+    Returns:
+        The axes.
+    """
+    ax = _axes(ax, (5.2, 3.2))
+    kmax = int(best["k"].max()) if len(best) else 1
+    k_hi = max(kmax, 100) if paper_t_star else kmax
+    for i, (family, g) in enumerate(best.groupby("family", sort=False)):
+        g = g.sort_values("k")
+        c = FAMILY_COLORS.get(str(family), MODEL_PALETTE[i % len(MODEL_PALETTE)])
+        # Offset so two families at the same T stay visible as two lines.
+        off = (-0.012, 0.012)[i % 2]
+        ax.plot(g["k"], g["temperature"] + off, color=c, marker="o", markersize=3,
+                drawstyle="steps-mid", label=f"ours: {family} ({g['model'].iloc[0]})")
+        tie = g[g["tied"] > 1]
+        if len(tie):
+            ax.scatter(tie["k"], tie["temperature"] + off, s=26, facecolors="white",
+                       edgecolors=c, zorder=3)
+    if paper_t_star:
+        for family, stars in (("Codex", analysis.PAPER_T_STAR),
+                              ("Codex-S", analysis.PAPER_T_STAR_S)):
+            c = FAMILY_COLORS[family]
+            ax.scatter(list(stars), list(stars.values()), marker="*", s=110, color=c,
+                       edgecolors="black", linewidths=0.4, zorder=4,
+                       label=f"paper T*: {family}" + (" (679M)" if family == "Codex" else ""))
+        if k_hi > kmax:
+            ax.axvspan(kmax * 1.04, k_hi * 1.12, color="#eeeeee", zorder=0, linewidth=0)
+            ax.text(np.sqrt(kmax * 1.04 * k_hi * 1.12), 0.5, f"k > n = {kmax}",
+                    transform=ax.get_xaxis_transform(), ha="center", fontsize=7,
+                    color="#555555")
+    _k_axis(ax, k_hi)
+    ax.set_xlim(0.9, k_hi * 1.12)
+    if len(best) and (best["tied"] > 1).any():
+        ax.scatter([], [], s=26, facecolors="white", edgecolors="#888888",
+                   label="tie between temperatures")
+    ax.set(xlabel="k (samples)", ylabel="best T", ylim=(-0.08, 1.15),
+           title="Best sampling temperature per k: Codex vs Codex-S")
+    ax.legend(loc="upper left", fontsize=7)
+    return ax
+
+
+@styled
+def plot_codex_s(table: pd.DataFrame, axes: Sequence[Any] | None = None) -> Sequence[Any]:
+    """Draw Codex-S against Codex per size: pass@1, pass@k and the ranking gain.
+
+    Three panels sharing a log x axis of non-embedding parameters (the base model's): pass@1
+    (T = 0.2), pass@k (T = 0.8; k = 100 in the paper, n in quick mode) and the mean-log-prob
+    ranking gain over random averaged over k, each with 95 % bootstrap intervals over tasks.
+
+    Reproduces: Codex paper Fig 10.
+
+    Args:
+        table: :func:`codexlab.analysis.codex_s_table`.
+        axes: Three axes (default: a new figure).
+
+    Returns:
+        The three axes.
+    """
+    if axes is None:
+        fig, axs = plt.subplots(1, 3, figsize=(10.5, 3.4), layout="constrained", sharex=True)
+        axes = list(axs)
+    metrics = [m for m in sorted(table["metric"].unique(), key=lambda m: (
+        m == "ranking gain", int(m.split("@")[1]) if "@" in m else 0))]
+    for ax, metric in zip(axes, metrics, strict=False):
+        g_all = table[table["metric"] == metric]
+        for family, g in g_all.groupby("family", sort=False):
+            g = g.sort_values("params_non_embedding")
+            c = FAMILY_COLORS.get(str(family), "#333333")
+            ax.errorbar(g["params_non_embedding"], g["value"],
+                        yerr=[g["value"] - g["lo"], g["hi"] - g["value"]], color=c,
+                        marker="o" if family == "Codex" else "s", markersize=5, capsize=3,
+                        linestyle="-" if family == "Codex" else "--", label=str(family))
+        t = float(g_all["temperature"].iloc[0])
+        if metric == "ranking gain":
+            k = int(g_all["k"].max())
+            title = f"mean log-prob pick − random\n(avg over k = 1..{k}, T = {t:g})"
+            ax.axhline(0, color="#999999", linewidth=0.8)
+        else:
+            title = f"{metric} (T = {t:g})"
+            ax.set_ylim(bottom=-0.02)
+        ax.set_xscale("log")
+        ax.set(title=title, xlabel="non-embedding parameters")
+        _pct(ax)
+        _note_if_all_zero(ax, g_all["value"])
+    axes[0].set_ylabel("pass rate")
+    axes[0].legend(loc="upper left")
+    return axes
+
+
 # -- Fig 8: BLEU ---------------------------------------------------------------------------
 @contextmanager
 def _numpy_global_seed(seed: int) -> Iterator[None]:

@@ -29,6 +29,14 @@ SYNTHETIC_MODELS: dict[str, tuple[int, int, float]] = {
     "synth-3m": (7_300_000, 3_100_000, 2.25),
 }
 
+#: Synthetic Codex-S variants (same parameters as their base; solve a little more, and
+#: prefer a higher temperature, as the paper's Codex-S does).
+SYNTHETIC_S_MODELS: dict[str, str] = {
+    "synth-s-0.4m": "synth-0.4m",
+    "synth-s-1.3m": "synth-1.3m",
+    "synth-s-3m": "synth-3m",
+}
+
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
@@ -53,6 +61,7 @@ def make_synthetic_run(
     tasks: str = ":24",
     seed: int = 0,
     mode: str = "quick",
+    s_models: Sequence[str] = (),
 ) -> FigureConfig:
     """Create model cards and a complete synthetic store under ``root``; return its config.
 
@@ -64,6 +73,9 @@ def make_synthetic_run(
         tasks: HumanEval task selection (see :func:`codexlab.problems.select_tasks`).
         seed: Seed of the synthetic draws.
         mode: Preset the config derives from.
+        s_models: Names from :data:`SYNTHETIC_S_MODELS` (Codex-S variants, Figs 9/10):
+            their cards name their base, and the grid of
+            ``cfg.variant_config("s", models=<their folders>)`` is filled too.
 
     Returns:
         A :class:`FigureConfig` whose grid is complete in the store (sampled, executed, BLEU).
@@ -74,28 +86,35 @@ def make_synthetic_run(
     from codexlab.store import Store
 
     root = Path(root)
-    mdirs = []
-    for name in models:
-        total, non_emb, loss = SYNTHETIC_MODELS[name]
+    mdirs, sdirs = [], []
+    for name in (*models, *s_models):
+        base = SYNTHETIC_S_MODELS.get(name, name)
+        total, non_emb, loss = SYNTHETIC_MODELS[base]
         d = root / "models" / name
         d.mkdir(parents=True, exist_ok=True)
         card = {"name": name, "family": "synthetic", "params": {
             "total": total, "embedding": total - non_emb, "non_embedding": non_emb},
             "eval": {"heldout_loss": loss, "humaneval_text_loss": loss + 0.4,
                      "loss_unit": "nats/token (synthetic)"}}
+        if name != base:
+            card.update({"variant": "s", "base_model": base})
         (d / "model_card.json").write_text(json.dumps(card, indent=2) + "\n")
-        mdirs.append(str(d))
+        (sdirs if name != base else mdirs).append(str(d))
     cfg = figure_config(mode, models=mdirs, temperatures=list(temperatures), n=n,
                         store=str(root / "store.sqlite"), out=str(root / "figures"), tasks=tasks)
+    grid = cfg.grid() + (cfg.variant_config("s", models=sdirs).grid() if sdirs else [])
     problems, info = load_problems(cfg)
     rng = np.random.default_rng(seed)
     # Task difficulty is shared by all models, so bigger models solve a superset on average.
     difficulty = rng.normal(0.0, 1.5, size=len(problems))
     with Store(cfg.store_path()) as store:
         run_id = store.start_run("synthetic", cfg.to_dict(), {"synthetic": True})
-        for m, temp in cfg.grid():
+        for m, temp in grid:
             name = model_label(m)
-            skill = -2.5 + 0.8 * np.log10(SYNTHETIC_MODELS[name][1] / 1e5) * 1.5
+            base = SYNTHETIC_S_MODELS.get(name, name)
+            skill = -2.5 + 0.8 * np.log10(SYNTHETIC_MODELS[base][1] / 1e5) * 1.5
+            # Codex-S: more skill, and its best temperature sits higher (paper Fig 9).
+            s_bonus = 0.8 if name != base else 0.0
             sid = store.ensure_sample_set(
                 model=name, temperature=temp, top_p=cfg.top_p, seed=cfg.seed,
                 max_new_tokens=cfg.max_new_tokens, stop=cfg.stop,
@@ -104,8 +123,9 @@ def make_synthetic_run(
             for j, (tid, prob) in enumerate(problems.items()):
                 # Low T sharpens the per-task pass probability towards 0 or 1 (less
                 # diversity), high T costs a little quality: the trade-off of Fig 5.
-                logit = (skill - difficulty[j]) / (0.35 + temp)
-                p = float(_sigmoid(np.array(logit))) * (1.0 - 0.25 * temp)
+                logit = (skill + s_bonus - difficulty[j]) / (0.35 + temp)
+                p = float(_sigmoid(np.array(logit))) * (1.0 - (0.25 - 0.15 * bool(s_bonus))
+                                                        * temp)
                 for i in range(n):
                     ok = bool(rng.random() < p)
                     text = prob.canonical_solution if ok else _broken(prob.canonical_solution, rng)

@@ -21,7 +21,7 @@ import pytest
 
 from codexlab.commands.figures import NOTEBOOKS
 from codexlab.paths import NOTEBOOKS_DIR
-from codexlab.synthetic import make_synthetic_run
+from codexlab.synthetic import SYNTHETIC_S_MODELS, make_synthetic_run
 
 pm = pytest.importorskip("papermill")
 
@@ -33,6 +33,7 @@ KINDS = {
     "temperature": ["fig05_temperature"],
     "ranking": ["fig07_ranking"],
     "bleu": ["fig08_bleu", "fig08_bleu_scatter"],
+    "codex_s": ["fig09_codex_s_temperature", "fig10_codex_s"],
 }
 
 
@@ -44,14 +45,18 @@ def _params(cfg) -> dict:
 @pytest.fixture(scope="module")
 def executed(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("nb")
-    cfg = make_synthetic_run(root, tasks=":24", n=10)
+    cfg = make_synthetic_run(root, tasks=":24", n=10, s_models=tuple(SYNTHETIC_S_MODELS))
+    s_models = [str(root / "models" / m) for m in SYNTHETIC_S_MODELS]
     mp = pytest.MonkeyPatch()
     mp.setenv("CODEXLAB_ALLOW_CODE_EXEC", "1")
     mp.setenv("CODEXLAB_RESULTS_DIR", str(root / "results"))
     try:
         for name in NOTEBOOKS:
+            params = _params(cfg)
+            if name == "07_codex_s":
+                params["S_MODELS"] = s_models
             pm.execute_notebook(str(NOTEBOOKS_DIR / f"{name}.ipynb"), str(root / f"{name}.ipynb"),
-                                parameters=_params(cfg), kernel_name="python3",
+                                parameters=params, kernel_name="python3",
                                 cwd=str(NOTEBOOKS_DIR), progress_bar=False,
                                 execution_timeout=300,
                                 extra_arguments=["--IPKernelApp.log_level=ERROR"])
@@ -95,6 +100,13 @@ def test_recorded_values(executed) -> None:
     bleu = _record(out, "05_bleu")
     assert len(bleu["tasks"]) == 4 and bleu["samples"] == 240
     assert _record(out, "06_explorer")["samples"] == len(cfg.grid()) * 24 * 10
+    codex_s = _record(out, "07_codex_s")
+    assert codex_s["pairs"] == {s: base for s, base in SYNTHETIC_S_MODELS.items()}
+    assert set(codex_s["best_t"]) == {"Codex", "Codex-S"}
+    vals = codex_s["values"]
+    # The synthetic Codex-S solves more at T = 0.2 than its base, at every size.
+    for s, base in SYNTHETIC_S_MODELS.items():
+        assert vals[f"{s} pass@1"] > vals[f"{base} pass@1"]
 
 
 @pytest.mark.slow

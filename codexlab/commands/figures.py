@@ -16,7 +16,10 @@ from typing import Any
 
 #: The notebooks, in the order they run.
 NOTEBOOKS = ("00_tour", "01_passk_estimator", "02_scaling", "03_temperature", "04_ranking",
-             "05_bleu", "06_explorer")
+             "05_bleu", "06_explorer", "07_codex_s")
+
+#: Notebooks that compare the base models with their Codex-S variants (skipped without any).
+CODEX_S_NOTEBOOKS = ("07_codex_s",)
 
 
 def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -42,6 +45,9 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="re-execute and re-score stored samples (never re-samples)")
     p.add_argument("--models", metavar="NAMES", default="",
                    help="comma-separated model names/paths/HF ids (default: built-in family)")
+    p.add_argument("--s-models", metavar="NAMES", default="",
+                   help="comma-separated Codex-S variants of --models for Figs 9/10 (default: "
+                        "the built-in codex-mini-s-* when --models is not given; 'none' skips)")
     p.add_argument("--n", type=int, default=0, help="samples per task (default: the preset's)")
     p.add_argument("--temperatures", default="",
                    help="comma-separated temperature grid of Fig 5 (default: the preset's)")
@@ -88,9 +94,19 @@ def run(args: argparse.Namespace) -> int:
                                    exec_dedup=args.exec_dedup)
         cfg.grid()  # resolves the models: fails here, clearly, when none are trained
         print(cfg.describe(), flush=True)
+        cfg_s = _codex_s_config(cfg, models, args.s_models)
+        if cfg_s is not None:
+            print(f"Codex-S: {', '.join(cfg_s.resolved_models())}", flush=True)
     except (ValueError, RuntimeError) as exc:
         print(f"codexlab figures: {exc}", file=sys.stderr)
         return 2
+    if cfg_s is None:
+        skipped = [n for n in names if n in CODEX_S_NOTEBOOKS]
+        names = [n for n in names if n not in CODEX_S_NOTEBOOKS]
+        if skipped:
+            print(f"skipping {', '.join(skipped)}: no Codex-S models (train them with "
+                  f"`codexlab train --stage functions --init ...`, or give --s-models)",
+                  flush=True)
     t_all = time.perf_counter()
     grid_df = None
     if args.run_grid:
@@ -98,6 +114,10 @@ def run(args: argparse.Namespace) -> int:
         try:
             stages = [x.strip() for x in args.stages.split(",") if x.strip()]
             grid_df = pipeline.run_grid(cfg, force=args.force, progress=True, stages=stages)
+            if cfg_s is not None:
+                print("Codex-S grid (Figs 9, 10):", flush=True)
+                s_df = pipeline.run_grid(cfg_s, force=args.force, progress=True, stages=stages)
+                grid_df = _concat_runs(grid_df, s_df)
         except PermissionError as exc:
             print(f"codexlab figures: {exc}", file=sys.stderr)
             return 3
@@ -106,8 +126,9 @@ def run(args: argparse.Namespace) -> int:
             return 2
         print(f"grid: {time.perf_counter() - t0:.1f} s", flush=True)
     if args.export:
-        out = pipeline.export_compact(cfg)
-        print(f"compact results: {out}", flush=True)
+        for c in (cfg, cfg_s):
+            if c is not None:
+                print(f"compact results: {pipeline.export_compact(c)}", flush=True)
     if not args.notebooks_run:
         print(_summary_line(cfg, grid_df, time.perf_counter() - t_all, None), flush=True)
         return 0
@@ -125,6 +146,9 @@ def run(args: argparse.Namespace) -> int:
               "TASKS": args.tasks, "SAMPLE": False}
     failed = []
     for name in names:
+        nb_params = dict(params)
+        if name in CODEX_S_NOTEBOOKS and cfg_s is not None:
+            nb_params["S_MODELS"] = list(cfg_s.models)
         t0 = time.perf_counter()
         src = NOTEBOOKS_DIR / f"{name}.ipynb"
         dst = run_dir / f"{name}.ipynb"
@@ -136,7 +160,7 @@ def run(args: argparse.Namespace) -> int:
             # store_widget_state=False: without saved widget state, an HTML export of an
             # executed notebook shows the explorer's static snapshot (offline) instead of
             # widgets whose renderer nbconvert would load from a CDN.
-            pm.execute_notebook(str(src), str(dst), parameters=params, kernel_name="python3",
+            pm.execute_notebook(str(src), str(dst), parameters=nb_params, kernel_name="python3",
                                 cwd=str(NOTEBOOKS_DIR), progress_bar=False,
                                 execution_timeout=args.timeout,
                                 extra_arguments=["--IPKernelApp.log_level=ERROR"],
@@ -149,6 +173,38 @@ def run(args: argparse.Namespace) -> int:
         print(f"{name:<20} {time.perf_counter() - t0:6.1f} s  {status}", flush=True)
     print(_summary_line(cfg, grid_df, time.perf_counter() - t_all, run_dir, failed), flush=True)
     return 1 if failed else 0
+
+
+def _codex_s_config(cfg: Any, models: list[str], s_models: str) -> Any:
+    """Return the Codex-S config of the run, or None when there are no Codex-S models.
+
+    Built-in base models pair with the built-in ``codex-mini-s-*``; user models only with
+    the ``--s-models`` given (a built-in fine-tune is not a variant of a user's model).
+
+    Raises:
+        RuntimeError: ``--s-models`` names models that cannot be resolved.
+    """
+    names = [m.strip() for m in s_models.split(",") if m.strip()]
+    if names == ["none"] or (models and not names):
+        return None
+    cfg_s = cfg.variant_config("s", models=names)
+    try:
+        cfg_s.resolved_models()
+    except RuntimeError:
+        if names:
+            raise
+        return None
+    return cfg_s
+
+
+def _concat_runs(a: Any, b: Any) -> Any:
+    """Concatenate two grids' results, adding up their run summaries."""
+    import pandas as pd
+
+    out = pd.concat([a, b], ignore_index=True)
+    ra, rb = a.attrs.get("run_summary", {}), b.attrs.get("run_summary", {})
+    out.attrs["run_summary"] = {k: ra.get(k, 0) + rb.get(k, 0) for k in ("sampled", "executed")}
+    return out
 
 
 def _duration(seconds: float) -> str:

@@ -17,6 +17,8 @@ from __future__ import annotations
 from codexlab.models.card import read_model_card, update_model_card
 from codexlab.models.configs import SIZES
 from codexlab.models.registry import (
+    VARIANTS,
+    base_model_name,
     builtin_model_names,
     builtin_models,
     card_fields,
@@ -25,12 +27,17 @@ from codexlab.models.registry import (
     model_card,
     model_dir,
     model_label,
+    model_variant,
     params_from_weights,
     resolve_model,
+    variant_name,
+    variant_pairs,
 )
 
 __all__ = [
     "SIZES",
+    "VARIANTS",
+    "base_model_name",
     "builtin_model_names",
     "builtin_models",
     "card_fields",
@@ -39,8 +46,11 @@ __all__ = [
     "model_card",
     "model_dir",
     "model_label",
+    "model_variant",
     "params_from_weights",
     "read_model_card",
     "resolve_model",
     "update_model_card",
+    "variant_name",
+    "variant_pairs",
 ]

@@ -237,3 +237,27 @@ def card_fields(card: dict[str, Any]) -> dict[str, Any]:
 def card_params(d: Path) -> int | None:
     """Return the total parameter count recorded in the card of folder ``d`` (None if absent)."""
     return card_fields(read_model_card(d))["params_total"]
+
+
+def variant_pairs(bases: list[str] | tuple[str, ...], variants: list[str] | tuple[str, ...]
+                  ) -> dict[str, str]:
+    """Pair each fine-tuned model with its base model, by shown name (:func:`model_label`).
+
+    A variant's base is, in this order: the ``base_model`` of its card, the base its
+    family name implies (``codex-mini-s-3m`` -> ``codex-mini-3m``), or the base at the same
+    position when both lists have the same length (user models given side by side).
+
+    Returns:
+        variant label -> base label, only for variants whose base is among ``bases``.
+    """
+    base_labels = [model_label(b) for b in bases]
+    out: dict[str, str] = {}
+    for i, v in enumerate(variants):
+        label = model_label(v)
+        card = model_card(v)
+        for cand in (card.get("base_model"), base_model_name(label),
+                     base_labels[i] if len(bases) == len(variants) else None):
+            if cand and model_label(str(cand)) in base_labels:
+                out[label] = model_label(str(cand))
+                break
+    return out
