@@ -70,6 +70,10 @@ class FigureConfig:
         tasks: Task selection (see :func:`codexlab.problems.select_tasks`); empty means all.
         store: Run store path; empty means :func:`codexlab.paths.default_store_path`.
         out: Figures folder; empty means ``figures/quick`` (quick) or ``figures`` (paper).
+        backtranslation_model: Docstring model that scores the ranking figure's samples by
+            back-translation (Fig 7's orange curve): a name, path or HF id; empty means the
+            largest shipped ``codex-mini-d-*`` when ``models`` is the built-in family (none
+            for user models); ``"none"`` turns it off.
         variant: Which fine-tuned variant of the built-in family an empty ``models`` means:
             ``""`` the base models (Codex), ``"s"`` Codex-S (Figs 9, 10). See
             :meth:`variant_config`.
@@ -101,6 +105,7 @@ class FigureConfig:
     tasks: str = ""
     store: str = ""
     out: str = ""
+    backtranslation_model: str = ""
     variant: str = ""
 
     def __post_init__(self) -> None:
@@ -169,6 +174,19 @@ class FigureConfig:
                 "or pass MODELS=[<path or HF id>, ...]"
             )
         return tuple(names)
+
+    def resolved_backtranslation_model(self) -> str | None:
+        """Return the back-translation scorer, or None (off, or no Codex-D model shipped)."""
+        if self.backtranslation_model == "none":
+            return None
+        if self.backtranslation_model:
+            return self.backtranslation_model
+        if self.models:  # user models: only the scorer the user names
+            return None
+        from codexlab.models.registry import builtin_models
+
+        shipped = list(builtin_models(variant="d"))
+        return shipped[-1] if shipped else None
 
     def variant_config(self, variant: str, models: tuple[str, ...] | list[str] = ()
                        ) -> FigureConfig:

@@ -47,7 +47,7 @@ MODEL_COLUMNS = ("model", "params_total", "params_non_embedding", "heldout_loss"
 #: Samples executed per engine call; a killed run loses at most one chunk of verdicts.
 EXEC_CHUNK = 2000
 
-STAGES = ("sample", "execute", "bleu")
+STAGES = ("sample", "execute", "bleu", "backtranslation")
 
 
 # -- models ------------------------------------------------------------------------------
@@ -275,7 +275,9 @@ def run_grid(
         store: An open :class:`~codexlab.store.Store` (default: ``cfg.store_path()``).
         force: Re-execute and re-score every sample (never re-samples).
         progress: Show progress bars and one status line per stage.
-        stages: Subset of ``("sample", "execute", "bleu")`` to run.
+        stages: Subset of :data:`STAGES` to run. ``"backtranslation"`` scores the ranking
+            figure's set (reference model, ranking temperature) with
+            :meth:`FigureConfig.resolved_backtranslation_model`, when there is one.
         sample_fn: Replacement of the sampling engine (tests), called as
             ``fn(model, problems, cfg, temperature, store, progress, problems_sha256)``
             returning the set id.
@@ -347,6 +349,9 @@ def run_grid(
                 for model, temp, set_id in sets:
                     summary["bleu"] += _bleu_set(store, set_id, problems, cfg, force, False,
                                                  f"{model_label(model)} T={temp:g}", bar=bar)
+        if "backtranslation" in stages and sets and not cfg.variant:
+            summary["backtranslation"] = _backtranslation_stage(cfg, store, problems, sets,
+                                                                progress)
         status = "done"
     except KeyboardInterrupt:
         status = "interrupted"
@@ -621,6 +626,26 @@ def _execute_set(store: Any, set_id: str, problems: dict[str, Any], cfg: FigureC
         done += len(rows)
         if bar is not None:
             bar.update(len(rows))
+    return done
+
+
+def _backtranslation_stage(cfg: FigureConfig, store: Any, problems: dict[str, Any],
+                           sets: list[tuple[str, float, str]], progress: bool) -> int:
+    """Score the ranking figure's set by back-translation when a docstring model is there."""
+    scorer = cfg.resolved_backtranslation_model()
+    if scorer is None:
+        return 0
+    from codexlab.backtranslation import score_sample_set
+
+    done = 0
+    ref = model_label(cfg.reference())
+    for model, temp, set_id in sets:
+        if model_label(model) == ref and math.isclose(temp, cfg.ranking_temperature):
+            _say(progress, f"[{ref} T={temp:g}] back-translation scores under "
+                           f"{model_label(scorer)}")
+            with _quiet_transformers():
+                done += score_sample_set(store, set_id, problems, scorer, progress=progress,
+                                         device="cpu" if cfg.mode == "quick" else None)
     return done
 
 

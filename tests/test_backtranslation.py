@@ -119,3 +119,33 @@ def test_ranking_curves_rank_missing_scores_last() -> None:
     with pytest.raises(ValueError, match="no column"):
         ranking_curves(pd.DataFrame({"task_id": ["a"], "passed": [True], "mean_logprob": [0.0]}),
                        1)
+
+
+def test_pipeline_stage_scores_the_ranking_set(tiny: tuple, tmp_path: Path) -> None:
+    """run_grid's backtranslation stage scores the reference model's ranking set only."""
+    import dataclasses
+
+    from codexlab import analysis, pipeline
+    from codexlab.synthetic import make_synthetic_run
+
+    model, tok = tiny
+    scorer = tmp_path / "docstring-model"
+    model.save_pretrained(scorer)
+    tok.save_pretrained(scorer)
+    cfg = make_synthetic_run(tmp_path / "run", tasks=":3", n=4, temperatures=(0.2, 0.8))
+    assert cfg.resolved_backtranslation_model() is None  # user models: only a named scorer
+    cfg = dataclasses.replace(cfg, backtranslation_model=str(scorer), k_max=4, ks=(1, 2, 4))
+    pipeline.run_grid(cfg, stages=["backtranslation"], progress=False)
+    df = pipeline.load_results(cfg, source="store")
+    ref = df[(df["model"] == cfg.reference_label())
+             & (df["temperature"] == cfg.ranking_temperature)]
+    assert ref[SCORE_NAME].notna().all() and len(ref) == 3 * 4
+    assert df.loc[~df.index.isin(ref.index), SCORE_NAME].isna().all()
+    table = analysis.ranking_table(df, cfg.reference_label(), cfg.ranking_temperature, 4,
+                                   n_boot=20)
+    assert SCORE_NAME in set(table["heuristic"])
+    # The compact table keeps the score, so the figure re-plots without the scorer.
+    compact = pipeline.compact_table(df)
+    assert compact[SCORE_NAME].notna().sum() == 12
+    assert dataclasses.replace(cfg, backtranslation_model="none"
+                               ).resolved_backtranslation_model() is None

@@ -296,3 +296,37 @@ def test_exec_dedup_is_in_the_recorded_config() -> None:
 
     assert figure_config("quick").to_dict()["exec_dedup"] is True
     assert figure_config("quick", exec_dedup=False).to_dict()["exec_dedup"] is False
+
+
+def test_variant_config_and_codex_s_grid(tmp_path, monkeypatch) -> None:
+    """Codex-S figures: a second config over the variant's models, same protocol and store."""
+    from codexlab import paths
+    from codexlab.commands.figures import _codex_s_config
+    from codexlab.models.card import write_model_card
+
+    models = tmp_path / "models"
+    for name, n in (("codex-mini-1.3m", 1), ("codex-mini-3m", 3), ("codex-mini-s-3m", 3),
+                    ("codex-mini-s-1.3m", 1), ("codex-mini-d-3m", 3)):
+        (models / name).mkdir(parents=True)
+        (models / name / "config.json").write_text("{}")
+        write_model_card(models / name, {"name": name, "params": {"non_embedding": n}})
+    monkeypatch.setattr(paths, "MODELS_DIR", models)
+    cfg = config.figure_config("quick", store=str(tmp_path / "s.sqlite"))
+    assert cfg.resolved_models() == ("codex-mini-1.3m", "codex-mini-3m")
+    assert cfg.resolved_backtranslation_model() == "codex-mini-d-3m"
+    s = cfg.variant_config("s")
+    assert s.resolved_models() == ("codex-mini-s-1.3m", "codex-mini-s-3m")
+    assert s.reference() == "codex-mini-s-3m" and s.n == cfg.n and s.store == cfg.store
+    assert s.compact_results_dir() == cfg.compact_results_dir() / "codex-s"
+    assert ("codex-mini-s-3m", 0.4) in s.grid() and ("codex-mini-s-1.3m", 0.4) not in s.grid()
+    assert not set(s.grid()) & set(cfg.grid())
+    with pytest.raises(ValueError, match="variant must be one of"):
+        cfg.variant_config("x")
+    # codexlab figures: built-in bases pair with built-in Codex-S; user models only on request.
+    assert _codex_s_config(cfg, [], "").resolved_models() == s.resolved_models()
+    assert _codex_s_config(cfg, [], "none") is None
+    user = config.figure_config("quick", models=["a/b"])
+    assert _codex_s_config(user, ["a/b"], "") is None
+    assert _codex_s_config(user, ["a/b"], "c/d").resolved_models() == ("c/d",)
+    monkeypatch.setattr(paths, "MODELS_DIR", tmp_path / "empty")
+    assert _codex_s_config(config.figure_config("quick"), [], "") is None
