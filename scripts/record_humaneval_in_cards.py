@@ -21,6 +21,7 @@ found, with the weights fingerprint they were measured on.
 Usage:
     ``python scripts/record_humaneval_in_cards.py --mode quick``
     ``CODEXLAB_ALLOW_CODE_EXEC=1 python scripts/record_humaneval_in_cards.py --measure``
+    ``CODEXLAB_ALLOW_CODE_EXEC=1 python scripts/record_humaneval_in_cards.py --measure --variant s``
 """
 
 from __future__ import annotations
@@ -39,15 +40,23 @@ from codexlab.sampling.runner import weights_fingerprint
 CARDS_DIR = Path(__file__).resolve().parents[1] / "data" / "results" / "cards"
 
 
-def card_configs(n: int = 100, n_low: int = 20,
-                 sample_workers: int = 2) -> tuple[FigureConfig, FigureConfig]:
-    """Return the card protocol: paper settings, (T=0.2, n_low) and (T=0.8, n) per model."""
+def cards_dir(variant: str = "") -> Path:
+    """Return where the card protocol's compact table of a family variant is kept."""
+    return CARDS_DIR / f"codex-{variant}" if variant else CARDS_DIR
+
+
+def card_configs(n: int = 100, n_low: int = 20, sample_workers: int = 2,
+                 variant: str = "") -> tuple[FigureConfig, FigureConfig]:
+    """Return the card protocol: paper settings, (T=0.2, n_low) and (T=0.8, n) per model.
+
+    ``variant``: ``""`` the base models, ``"s"`` the Codex-S models (``codex-mini-s-*``).
+    """
     def one(t: float, n_t: int) -> FigureConfig:
         # Both scaling temperatures set to t: every model is sampled at t only.
         return figure_config("paper", n=n_t, temperatures=[t], scaling_temperatures=(t, t),
                              ranking_temperature=t, bleu_temperature=t,
                              full_grid=False, k_max=min(100, n_t),
-                             sample_workers=sample_workers)
+                             sample_workers=sample_workers, variant=variant)
     return one(0.2, n_low), one(0.8, n)
 
 
@@ -59,8 +68,10 @@ def record(df, low: FigureConfig, high: FigureConfig, source: str,
     """
     t_low, t_high = low.scaling_temperatures[0], high.scaling_temperatures[1]
     big = min(100, high.n)
-    for name, path in (builtin_models() if models is None else models).items():
-        sub = df[df["model"].astype(str).str.endswith(name)]
+    if models is None:
+        models = builtin_models(variant=low.variant)
+    for name, path in models.items():
+        sub = df[df["model"].astype(str).map(lambda m: Path(m).name) == name]
         if sub.empty:
             continue
         entry: dict = {"source": f"{source} ({sub['task_id'].nunique()} tasks, top_p="
@@ -93,19 +104,21 @@ def record(df, low: FigureConfig, high: FigureConfig, source: str,
         print(name, {k: v for k, v in entry.items() if k.startswith("pass@")})
 
 
-def measure(n: int, n_low: int, sample_workers: int) -> tuple[FigureConfig, FigureConfig]:
-    """Sample and execute the card protocol (T=0.8 first), export it to ``CARDS_DIR``."""
+def measure(n: int, n_low: int, sample_workers: int,
+            variant: str = "") -> tuple[FigureConfig, FigureConfig]:
+    """Sample and execute the card protocol (T=0.8 first), export it to :func:`cards_dir`."""
     import json
 
     import pandas as pd
 
-    low, high = card_configs(n, n_low, sample_workers)
+    low, high = card_configs(n, n_low, sample_workers, variant)
+    out_dir = cards_dir(variant)
     for cfg in (high, low):
         run_grid(cfg, stages=("sample", "execute"))
     df = pd.concat([load_results(high, source="store"), load_results(low, source="store")],
                    ignore_index=True)
-    export_compact(high, df=df, out_dir=CARDS_DIR)
-    meta_path = CARDS_DIR / "meta.json"
+    export_compact(high, df=df, out_dir=out_dir)
+    meta_path = out_dir / "meta.json"
     meta = json.loads(meta_path.read_text())
     meta["config"] = {"pass@1": low.to_dict(), f"pass@{min(100, n)}": high.to_dict()}
     meta_path.write_text(json.dumps(meta, indent=2, sort_keys=True, default=str) + "\n")
@@ -127,14 +140,18 @@ def main() -> None:
                     help="(model, T) sets sampled at once with --measure")
     ap.add_argument("--from-cards", action="store_true",
                     help="re-record from data/results/cards/ without sampling anything")
+    ap.add_argument("--variant", default="", choices=["", "s", "d"],
+                    help="which shipped models: '' the base family (default), 's' Codex-S "
+                         "(codex-mini-s-*); results go to data/results/cards/codex-<variant>/")
     args = ap.parse_args()
     if args.measure or args.from_cards:
         if args.measure:
-            low, high = measure(args.n, args.n_low, args.sample_workers)
+            low, high = measure(args.n, args.n_low, args.sample_workers, args.variant)
         else:
-            low, high = card_configs(args.n, args.n_low)
-        record(read_compact(CARDS_DIR), low, high,
-               "data/results/cards/ (card protocol: paper settings; n per task below)")
+            low, high = card_configs(args.n, args.n_low, variant=args.variant)
+        where = cards_dir(args.variant).relative_to(CARDS_DIR.parents[2])
+        record(read_compact(cards_dir(args.variant)), low, high,
+               f"{where}/ (card protocol: paper settings; n per task below)")
     else:
         cfg = figure_config(args.mode)
         record(load_results(cfg, source="compact"), cfg, cfg,
