@@ -78,6 +78,7 @@ class Settings:
     func_share: float
     func_min_s: float
     func_epochs: float
+    s_sizes: list[str]
     overhead: float
     min_stage_s: float
     compile: str
@@ -114,6 +115,7 @@ class Settings:
             func_share=float(_env("FUNC_SHARE", "0.1")),
             func_min_s=float(_env("FUNC_MIN_S", "40")),
             func_epochs=float(_env("FUNC_EPOCHS", "2")),
+            s_sizes=[],
             overhead=float(_env("OVERHEAD", "0" if toy else "15")),
             min_stage_s=float(_env("MIN_STAGE_S", "15")),
             compile=_env("COMPILE", "no" if toy else "auto"),
@@ -132,6 +134,13 @@ class Settings:
         if unknown or not st.sizes:
             raise Fail(f"unknown size(s) {', '.join(unknown) or '(none)'}; known: "
                        f"{', '.join(SIZES)}", 2)
+        # Codex-S variants (function-level stage on a copy of the pretrained base): by
+        # default the three largest sizes, so base + variants stay within the weights budget.
+        s_env = _env("S_SIZES", ",".join(st.sizes[-1:] if toy else st.sizes[-3:]))
+        st.s_sizes = [] if s_env == "none" else [x.strip() for x in s_env.split(",")
+                                                   if x.strip()]
+        if bad := [x for x in st.s_sizes if x not in st.sizes]:
+            raise Fail(f"S_SIZES {', '.join(bad)} not among SIZES", 2)
         if not st.tokenizer.is_file():
             raise Fail(f"tokenizer {st.tokenizer} not found (TOKENIZER=...)", 2)
         if st.optimizer not in ("muon", "adamw"):
@@ -327,8 +336,12 @@ def _fmt_stage(name: str, r: dict[str, Any]) -> str:
 
 
 def _lane_stage(st: Settings, log: Log, name: str, stage: str, stage_end: float,
-                tokens: int | None) -> dict[str, Any]:
-    """Train one stage of one size in this process (retrying once without torch.compile)."""
+                tokens: int | None, out_name: str | None = None) -> dict[str, Any]:
+    """Train one stage of one size in this process (retrying once without torch.compile).
+
+    ``out_name``: the model folder (default ``name``; the function stage trains the Codex-S
+    copy ``codex-mini-s-<size>``).
+    """
     import torch
     from transformers import LlamaForCausalLM  # noqa: F401 - its import is not the budget's
 
@@ -350,17 +363,19 @@ def _lane_stage(st: Settings, log: Log, name: str, stage: str, stage_end: float,
                 log(f"{name} {stage}: skipped, {budget:.0f} s left (< MIN_STAGE_S)")
                 return {**rec, "skipped": True}
         functions = stage == "functions"
+        folder = out_name or name
         cli = (f"codexlab train --size {name} --batch-size {st.batch} --seq-len {st.seq}"
                + (f" --time-budget {budget:.0f}" if budget is not None else "")
                + (f" --max-tokens {tokens}" if tokens else "")
-               + (" --stage functions --prompt-loss-weight 0.2" if functions else "")
+               + (f" --stage functions --init {name} --out {folder}" if functions else "")
                + (" --final" if st.final else "") + " (scripts/gpu_train.sh)")
         cfg = TrainConfig(
-            size=name, out_dir=st.models / name, data_dir=st.corpus, seq_len=st.seq,
+            size=name, out_dir=st.models / folder, data_dir=st.corpus, seq_len=st.seq,
             batch_size=st.batch, time_budget_s=budget, max_tokens=tokens,
             resume=functions, device=st.device, compile=compile_, provisional=not st.final,
             progress=False, command=cli, split="functions" if functions else "train",
-            prompt_loss_weight=0.2 if functions else 1.0, optimizer=optimizer,
+            # Codex-S: prompt tokens masked out of the loss (Codex paper §4.4).
+            prompt_loss_weight=0.0 if functions else 1.0, optimizer=optimizer,
             humaneval_limit=4 if st.toy else None)
         log(f"{name} {stage}: start, budget "
             f"{f'{budget:.0f} s' if budget is not None else '-'}"
@@ -423,15 +438,25 @@ def lane_mode(st: Settings, name: str, start: float, end: float) -> int:
 
         torch.set_num_threads(int(st.threads))
     result = st.logs / f"{name}.lane.json"
-    func_s = max(st.func_share * (end - start), st.func_min_s) if st.func_share > 0 else 0.0
+    with_s = name in st.s_sizes and (st.func_share > 0 or bool(st.stage2_tokens))
+    func_s = (max(st.func_share * (end - start), st.func_min_s)
+              if with_s and st.func_share > 0 else 0.0)
     stage1_end = end - func_s
     stages = [_lane_stage(st, log, name, "pretrain", stage1_end, st.stage1_tokens)]
     result.write_text(json.dumps(stages, indent=2) + "\n")  # kept if a deadline kill follows
-    if stages[0]["ok"] and (st.func_share > 0 or st.stage2_tokens):
+    if stages[0]["ok"] and with_s:
+        # The base stays pretrained only (Codex); the function stage trains a copy (Codex-S).
+        from codexlab.models.registry import variant_name
+
+        s_name = variant_name(name, "s")
+        shutil.rmtree(st.models / s_name, ignore_errors=True)
+        shutil.copytree(st.models / name, st.models / s_name,
+                        ignore=shutil.ignore_patterns(*SKIP_FILES))
         f = _corpus_meta(st).get("functions", {})
         tokens = st.stage2_tokens or (int(st.func_epochs * f["tokens"]) if f.get("tokens")
                                       else None)
-        stages.append(_lane_stage(st, log, name, "functions", end, tokens))
+        stages.append({**_lane_stage(st, log, name, "functions", end, tokens, s_name),
+                       "model": s_name})
         result.write_text(json.dumps(stages, indent=2) + "\n")
     return 0 if all(s["ok"] for s in stages) else 1
 
@@ -558,8 +583,8 @@ def train_mode(st: Settings) -> int:
     run_info = {"script": "scripts/gpu_train.sh", "concurrent": st.concurrent,
                 "sizes": len(lanes), "train_window_s": round(window, 1), "aggregate_mfu": agg}
     for ln in lanes:
-        if ln.ok:
-            update_model_card(st.models / ln.name, training={"gpu_run": run_info})
+        for folder in _lane_models(st, ln):
+            update_model_card(st.models / folder, training={"gpu_run": run_info})
     meta["sizes"] = {ln.name: {"share": ln.share, "window_s": round(ln.end - ln.start, 1),
                                "trained": ln.ok, "rc": ln.rc, "stages": ln.stages}
                      for ln in lanes}
@@ -568,8 +593,8 @@ def train_mode(st: Settings) -> int:
     t = time.time()
     parts: list[dict[str, Any]] = []
     for ln in lanes:
-        if ln.ok:
-            parts += pack_model(st.models / ln.name, st.pack, st.part_size)
+        for folder in _lane_models(st, ln):
+            parts += pack_model(st.models / folder, st.pack, st.part_size)
     for p, call in zip(parts, plan_calls([p["bytes"] for p in parts], st.call_files,
                                          st.call_bytes), strict=True):
         p["call"] = call
@@ -580,7 +605,7 @@ def train_mode(st: Settings) -> int:
                       "(or: cat NAME.tar.part-* | tar -xf - -C data/models; then "
                       "codexlab train --scaling-only)")
     missing = [ln.name for ln in lanes if not ln.ok]
-    partial = [ln.name for ln in lanes if ln.ok and not any(
+    partial = [ln.name for ln in lanes if ln.ok and ln.name in st.s_sizes and not any(
         s["stage"] == "functions" and s.get("ok") for s in ln.stages)]
     meta["timings_s"]["total"] = round(time.time() - st.t0, 1)
     meta["missing"], meta["without_function_stage"] = missing, partial
@@ -612,6 +637,16 @@ def train_mode(st: Settings) -> int:
     if partial:
         raise Fail(f"no function-level stage for {', '.join(partial)} (see {LOG})", 1)
     return 0
+
+
+def _lane_models(st: Settings, ln: Any) -> list[str]:
+    """Return the model folders a lane produced: its base, and its Codex-S copy if trained."""
+    if not ln.ok:
+        return []
+    out = [ln.name]
+    out += [s["model"] for s in ln.stages
+            if s.get("stage") == "functions" and s.get("ok") and s.get("model")]
+    return out
 
 
 def _copy_call(st: Settings, call: int, log: Log | None = None) -> list[Path]:

@@ -5,9 +5,11 @@
 #   1. corpus v2 from the GPU machine's own Python (stdlib + site-packages), tokenised with the
 #      shipped BPE (data/tokenizer/codex-mini-v2.json, so no BPE is retrained), plus the
 #      function-level set; its time is measured and taken off the training window;
-#   2. every size: pretraining, then a short function-level stage (--stage functions, prompt
-#      loss weight 0.2, at most FUNC_EPOCHS passes over the set), bf16 + torch.compile, each
-#      size's wall-clock window scaled by its gpu_share (codexlab/models/configs.py);
+#   2. every size: pretraining (the base model, a Codex analogue); for the S_SIZES, then a
+#      short function-level stage on a copy, codex-mini-s-<size> (a Codex-S analogue:
+#      --stage functions, prompt tokens masked, at most FUNC_EPOCHS passes over the set),
+#      bf16 + torch.compile, each size's wall-clock window scaled by its gpu_share
+#      (codexlab/models/configs.py);
 #   3. tokens/s, MFU and the first step's time (torch.compile) per stage land in the cards;
 #      the log and gpu_train.json (plan, timings, results, part checksums) go to $OUT;
 #   4. packs each model folder (no training_state.pt) into tar parts of <= 15 MiB and copies the
@@ -51,6 +53,8 @@
 #   FUNC_SHARE    share of each size's window for the function stage (default 0.1, at least
 #                 FUNC_MIN_S=40 s: compile from warm caches + FUNC_EPOCHS passes fit in it)
 #   FUNC_EPOCHS   at most this many passes over the function set (default 2)
+#   S_SIZES       sizes that get a Codex-S copy (default: the three largest of SIZES, so base
+#                 + variants stay within the 250 MB weights budget; "none": no function stage)
 #   OVERHEAD      seconds per stage outside its training loop: model build, final evaluation,
 #                 save (default 15; gpu_train.json records the measured overhead_s)
 #   COMPILE, DEVICE, THREADS   training settings (defaults auto, auto, torch's); a stage that

@@ -92,11 +92,12 @@ def test_toy_run_phases_and_returned_files(toy_run: dict[str, Any]) -> None:
                   "functions: start", "call 1 of", "done in", "--fetch"):
         assert phase in log, phase
     assert meta["corpus"]["train"]["files"] > 0 and meta["functions"]["kept_functions"] > 0
-    for name in ("codex-mini-0.2m", "codex-mini-1.2m"):
-        size = meta["sizes"][name]
-        assert size["trained"]
-        assert [s["stage"] for s in size["stages"]] == ["pretrain", "functions"]
-        assert size["stages"][0]["tokens"] == 2048 and size["stages"][1]["tokens"] == 512
+    # The largest size gets a Codex-S copy (S_SIZES' toy default); the other is base only.
+    small, big = meta["sizes"]["codex-mini-0.2m"], meta["sizes"]["codex-mini-1.2m"]
+    assert small["trained"] and [s["stage"] for s in small["stages"]] == ["pretrain"]
+    assert big["trained"] and [s["stage"] for s in big["stages"]] == ["pretrain", "functions"]
+    assert big["stages"][0]["tokens"] == 2048 and big["stages"][1]["tokens"] == 512
+    assert big["stages"][1]["model"] == "codex-mini-s-1.2m"
     assert set(meta["timings_s"]) >= {"prepare", "train", "pack", "total"}
     # Every part is returned by exactly one call, each call within the tool's limits.
     seen: list[str] = []
@@ -119,7 +120,8 @@ def test_toy_run_unpacks_into_loadable_models(toy_run: dict[str, Any], tmp_path:
     dest = tmp_path / "models"
     res = _run(["--unpack", *map(str, toy_run["outs"])], {"MODELS": str(dest)})
     assert res.returncode == 0, res.stderr
-    assert sorted(p.name for p in dest.iterdir()) == ["codex-mini-0.2m", "codex-mini-1.2m"]
+    assert sorted(p.name for p in dest.iterdir()) == [
+        "codex-mini-0.2m", "codex-mini-1.2m", "codex-mini-s-1.2m"]
     for d in dest.iterdir():
         assert not (d / "training_state.pt").exists()
         model = AutoModelForCausalLM.from_pretrained(d)
@@ -129,9 +131,14 @@ def test_toy_run_unpacks_into_loadable_models(toy_run: dict[str, Any], tmp_path:
             assert torch.isfinite(model(ids).logits).all()
         card = json.loads((d / "model_card.json").read_text())
         stages = card["training"]["stages"]
-        assert [s["data_split"] for s in stages] == ["train", "functions"]
         assert all(s["tokens_per_s"] > 0 and s["first_step_s"] > 0 for s in stages)
-        assert stages[1]["prompt_loss_weight"] == 0.2
+        if d.name.startswith("codex-mini-s-"):
+            # Codex-S: the base's pretraining, then the function stage, prompt masked.
+            assert [s["data_split"] for s in stages] == ["train", "functions"]
+            assert stages[1]["prompt_loss_weight"] == 0.0
+            assert card["variant"] == "s" and card["base_model"] == "codex-mini-1.2m"
+        else:
+            assert [s["data_split"] for s in stages] == ["train"]
         assert card["training"]["gpu_run"]["script"] == "scripts/gpu_train.sh"
         assert card["tokenizer"]["version"] == 2
 
