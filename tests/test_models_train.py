@@ -520,3 +520,20 @@ def test_cli_init_copies_the_base_and_refuses_to_overwrite(tmp_path: Path) -> No
     args = p.parse_args(["train", "--size", "codex-mini-0.1m", "--stage", "functions", "--init",
                          "codex-mini-nope", "--out", str(tmp_path / "dst2")])
     assert cmd.run(args) == 2
+
+
+def test_family_readme_lists_the_variants() -> None:
+    from codexlab.models.scaling import render_family_readme
+
+    rows = [{"model": "m-big", "non_embedding_params": 40, "total_params": 60, "tokens_seen": 9,
+             "heldout_loss": 4.0, "humaneval_text_loss": 4.2, "wall_time_s": 2.0}]
+    variants = [{"model": "m-s-big", "variant": "s", "base_model": "m-big", "stage": "functions",
+                 "stage_tokens": 1234, "stage_wall_time_s": 60.0, "heldout_loss": 4.5,
+                 "humaneval_text_loss": 3.5}]
+    he = {"m-s-big": {"pass@1": 0.0, "pass@100": 0.0061, "source": "data/results/cards/codex-s",
+                      "pass@1_T0.2": {"value": 0.0, "n": 20, "tasks_solved": 0},
+                      "pass@100_T0.8": {"value": 0.0061, "n": 100, "tasks_solved": 1}}}
+    text = render_family_readme(rows, {}, he, variants)
+    assert "| m-s-big | m-big | Codex-S: function-level stage" in text
+    assert "| 1,234 | 60 | 4.500 | 3.500 |" in text
+    assert "| m-s-big | 0.0000 | 20 (0.2) | 0.0061 | 100 (0.8) | 1 |" in text

@@ -109,20 +109,39 @@ def write_scaling_data(models: dict[str, Path] | None = None, csv_path: Path = S
     fit_path.write_text(json.dumps(out, indent=2) + "\n")
     if family_readme and rows:
         from codexlab.models.card import read_model_card
+        from codexlab.models.registry import builtin_models
 
         parent = Path(next(iter(models.values()))).parent
         humaneval = {name: read_model_card(path).get("humaneval") or {}
                      for name, path in models.items()}
-        (parent / "README.md").write_text(render_family_readme(rows, out, humaneval))
+        variants = []
+        for v in ("s", "d"):
+            for name, path in builtin_models(parent, variant=v).items():
+                card = read_model_card(path)
+                humaneval[name] = card.get("humaneval") or {}
+                last = (card.get("training", {}).get("stages") or [{}])[-1]
+                variants.append({"model": name, "variant": v,
+                                 "base_model": card.get("base_model", ""),
+                                 "stage": last.get("data_split", ""),
+                                 "stage_tokens": last.get("tokens"),
+                                 "stage_wall_time_s": last.get("wall_time_s"),
+                                 "heldout_loss": card.get("eval", {}).get("heldout_loss"),
+                                 "humaneval_text_loss": card.get("eval", {}).get(
+                                     "humaneval_text_loss")})
+        (parent / "README.md").write_text(render_family_readme(rows, out, humaneval, variants))
     return out
 
 
 def render_family_readme(rows: list[dict], fit: dict,
-                         humaneval: dict[str, dict] | None = None) -> str:
+                         humaneval: dict[str, dict] | None = None,
+                         variants: list[dict] | None = None) -> str:
     """Render the Markdown overview of the shipped family (one table row per model).
 
     ``humaneval`` maps a model name to its card's ``humaneval`` entry (pass@k measured by
     ``scripts/record_humaneval_in_cards.py``); models without one are left out of that table.
+    ``variants``: one dict per fine-tuned variant (Codex-S, Codex-D): ``model``, ``variant``,
+    ``base_model``, ``stage``, ``stage_tokens``, ``stage_wall_time_s``, ``heldout_loss``,
+    ``humaneval_text_loss``.
     """
     lines = [
         "# The built-in codex-mini family",
@@ -152,6 +171,25 @@ def render_family_readme(rows: list[dict], fit: dict,
                   "(Codex paper: N_c = 5.92e7, alpha = 0.13, with another tokenizer and "
                   "100B tokens). Points: `data/loss_scaling.csv`; fit: "
                   "`data/loss_scaling_fit.json`.", ""]
+    if variants:
+        what = {"s": "Codex-S: function-level stage (signature + docstring -> body, prompt "
+                     "masked)",
+                "d": "Codex-D: docstring stage (signature + body -> docstring, context masked)"}
+        lines += ["Fine-tuned variants (`codexlab train --stage functions|docstrings --init "
+                  "<base>`):", "",
+                  "| model | base | stage | stage tokens | stage wall time (s) | held-out loss | "
+                  "HumanEval-text loss |", "|---|---|---|---|---|---|---|"]
+        for v in variants:
+            tok = v.get("stage_tokens")
+            wall = v.get("stage_wall_time_s")
+            lines.append(
+                f"| {v['model']} | {v['base_model']} | {what.get(v['variant'], v['stage'])} | "
+                f"{f'{tok:,}' if tok else '?'} | {f'{wall:.0f}' if wall else '?'} | "
+                f"{v['heldout_loss']:.3f} | {v['humaneval_text_loss']:.3f} |")
+        lines += ["", "The held-out loss of a fine-tune is measured on general code, which the "
+                  "stage does not train on; the HumanEval-text loss is the loss on HumanEval "
+                  "prompts + canonical solutions.", ""]
+        rows = [*rows, *[{"model": v["model"]} for v in variants]]
     he = {m: e for m, e in (humaneval or {}).items() if e}
     if he:
         lines += ["HumanEval, as measured for the model cards (bootstrap 95% intervals over "
