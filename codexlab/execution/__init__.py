@@ -10,7 +10,8 @@ What it is not for: sampling, pass@k (see :mod:`codexlab.metrics`) or storage.
 Layout: ``pool`` (scheduling, consent, dedup, syntax check) → per slot a ``checker``
 process (runs the trusted tests, decides) and a ``zygote`` fork-server (forks the locked-down
 child); ``codec`` is the plain-data wire format; ``linux`` wraps the kernel primitives;
-``mutants`` builds known-good/known-bad samples for calibration and benchmarks.
+``mutants`` builds known-good/known-bad samples for calibration and benchmarks; ``judge``
+compares whole programs' outputs and call results for APPS-style problems (``stdio`` mode).
 """
 
 from __future__ import annotations

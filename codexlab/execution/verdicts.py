@@ -23,6 +23,9 @@ STATUSES = (PASSED, FAILED, ERROR, SYNTAX_ERROR, TIMEOUT, MEMORY, OUTPUT_LIMIT, 
 
 MODE_PROXY = "proxy"
 MODE_IN_SANDBOX = "in_sandbox"
+#: A whole program run with a test's input on stdin; the checker compares its stdout
+#: (APPS-style problems; see :mod:`codexlab.execution.judge`).
+MODE_STDIO = "stdio"
 
 
 @dataclass(frozen=True)
@@ -35,7 +38,8 @@ class Verdict:
         result: Human-eval style text: ``"passed"``, ``"failed: ..."`` or ``"timed out"``.
         error_type: Exception type name (or signal name) for ``error``/``memory``, else None.
         duration_s: Wall time from fork to verdict (0 for syntax errors).
-        mode: ``"proxy"`` (tests ran in the trusted checker) or ``"in_sandbox"``.
+        mode: ``"proxy"`` (tests ran in the trusted checker), ``"in_sandbox"``, or
+            ``"stdio"`` (a whole program fed one test's input; its output judged here).
         isolation: Compact summary of the isolation layers that contained the run.
     """
 
