@@ -17,6 +17,7 @@ to draw new ones).
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import sys
@@ -98,12 +99,21 @@ def load_problems(cfg: FigureConfig) -> tuple[dict[str, Any], dict[str, str]]:
 
 
 # -- finding sets --------------------------------------------------------------------------
+@functools.lru_cache(maxsize=16)
+def _problems_file_sha256(path: str) -> str:
+    """sha256 of the problems file of a config (HumanEval's when empty), as sets are keyed."""
+    from codexlab.problems import file_sha256, humaneval_path
+
+    return file_sha256(path or humaneval_path())
+
+
 def find_set(store: Any, cfg: FigureConfig, model: str, temperature: float) -> str | None:
     """Return the id of the stored sample set of (model, T) under cfg's protocol, or None.
 
-    Matches model (by any alias, or by folder name for a store made elsewhere), the weights
-    fingerprint when both sides have one, token healing (the sampling runner's default for
-    the model), temperature, top_p, seed and max_new_tokens; when several sets match (e.g.
+    Matches the problems file (by its sha256, when the set records one), model (by any alias,
+    or by folder name for a store made elsewhere), the weights fingerprint when both sides
+    have one, token healing (the sampling runner's default for the model), temperature,
+    top_p, seed and max_new_tokens; when several sets match (e.g.
     made by different engine versions), the one with most samples wins.
     """
     from codexlab.sampling.healing import default_token_healing
@@ -113,8 +123,13 @@ def find_set(store: Any, cfg: FigureConfig, model: str, temperature: float) -> s
     label = model_label(model)
     weights = weights_fingerprint(model)
     healing = default_token_healing(model)
+    problems_sha = _problems_file_sha256(cfg.problems)
     best: tuple[int, str] | None = None
     for s in store.sample_sets():
+        # Another problem file's samples (MBPP, chains, ...) are never this grid's; imported
+        # compact tables carry no hash and match by the other fields.
+        if s.get("problems_sha256") and s["problems_sha256"] != problems_sha:
+            continue
         # Sets drawn from other weights of the same model name are not this model's samples;
         # sets without a fingerprint (imported tables, hub models) match by name alone.
         have = (s.get("extra") or {}).get("weights")

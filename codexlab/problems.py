@@ -119,9 +119,13 @@ def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict]]:
 def load_problems(path: str | Path) -> dict[str, Problem]:
     """Load problems from any human-eval-format JSONL or JSONL.gz file.
 
+    MBPP and HumanEval+ files are recognised by their first row and loaded by
+    :mod:`codexlab.problem_formats` with its default options.
+
     Args:
         path: File with one JSON object per line holding at least ``task_id``, ``prompt``,
-            ``entry_point`` and ``test`` (``canonical_solution`` optional).
+            ``entry_point`` and ``test`` (``canonical_solution`` optional), or an MBPP or
+            HumanEval+ file.
 
     Returns:
         Mapping task_id → :class:`Problem`, in file order.
@@ -134,6 +138,13 @@ def load_problems(path: str | Path) -> dict[str, Problem]:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"problems file not found: {path}")
+    # MBPP and HumanEval+ files are mapped onto Problem by their own loaders (imported here:
+    # that module imports this one).
+    from codexlab.problem_formats import HUMAN_EVAL, detect_format, load_problem_file
+
+    fmt = detect_format(path)
+    if fmt != HUMAN_EVAL:
+        return load_problem_file(path, fmt)
     problems: dict[str, Problem] = {}
     for lineno, row in iter_jsonl(path):
         missing = [f for f in REQUIRED_FIELDS if f not in row]
@@ -175,15 +186,18 @@ def resolve_problems(path: str | Path | None = None) -> tuple[dict[str, Problem]
     """Load problems from ``path`` (HumanEval when None) with their provenance.
 
     Returns:
-        ``(problems, info)`` where info holds ``problems_path``, ``problems_sha256`` and
-        ``n_problems``.
+        ``(problems, info)`` where info holds ``problems_path``, ``problems_sha256``,
+        ``n_problems`` and ``problems_format`` (``human-eval``, ``mbpp`` or ``humaneval-plus``).
     """
     p = humaneval_path() if path is None else Path(path)
     problems = load_problems(p)
+    from codexlab.problem_formats import detect_format
+
     info = {
         "problems_path": str(p),
         "problems_sha256": file_sha256(p),
         "n_problems": str(len(problems)),
+        "problems_format": detect_format(p),
     }
     return problems, info
 

