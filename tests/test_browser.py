@@ -253,3 +253,45 @@ def test_tour_runs_the_sandbox_and_saves_clean(browser, lab) -> None:
     assert res.returncode == 0, res.stderr
     assert res.stdout == before, "saving in JupyterLab changed what git stores"
     page.close()
+
+
+def test_codex_d_grader_records_a_grade(browser, lab) -> None:
+    """09_codex_d: Run All samples a few docstrings; typing a name and clicking Correct stores
+    the grade at once (read back from the run store by this process)."""
+    from codexlab.store import Store
+
+    store = lab["root"] / "codex_d.sqlite"
+    path = _prepare("09_codex_d", lab["root"] / "notebooks", lab["out"])
+    # A small run with its own store: two tasks, two docstrings each, short budgets.
+    nb = nbformat.read(path, as_version=4)
+    cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    for name, value in (("TASKS", '":2"'), ("N", "2"), ("MAX_NEW_TOKENS", "16"),
+                        ("ROUNDTRIP_MAX_NEW_TOKENS", "16"), ("STORE", repr(str(store)))):
+        cell.source, n = re.subn(rf"^{name}: (\w+) = .*$", rf"{name}: \g<1> = {value}",
+                                 cell.source, flags=re.M)
+        assert n == 1, f"the parameters cell lost its {name} line"
+    nbformat.write(nb, path)
+    page = _open(browser, lab, "09_codex_d")
+    rec = _run_all(page, lab, "09_codex_d", timeout_s=300)
+    assert rec["docstrings"] == 4 and rec["graded"] == 0
+    correct = page.locator("button.codexlab-grade-button", has_text="Correct")
+    correct.wait_for()
+    correct.scroll_into_view_if_needed()
+    assert correct.is_disabled()  # no grader name yet
+    field = page.locator(".widget-text", has=page.locator("label", has_text=re.compile(
+        r"^grader$"))).locator("input")
+    field.fill("ada")
+    field.press("Enter")
+    page.wait_for_function(
+        "() => { const b = [...document.querySelectorAll('button.codexlab-grade-button')]"
+        ".find(e => e.textContent.includes('Correct')); return b && !b.disabled; }",
+        timeout=30_000)
+    first = page.locator(".codexlab-grade-item").first.get_attribute("data-task")
+    correct.click()
+    page.locator(".codexlab-grade-progress", has_text="graded 1 of 4").wait_for(timeout=30_000)
+    _shot(page, "09_codex_d-graded")
+    with Store(store) as st:
+        grades = st.grades(rec["set_id"], "ada")
+    assert [(g["task_id"], bool(g["correct"])) for g in grades] == [(first, True)]
+    assert grades[0]["created"]
+    page.close()

@@ -56,7 +56,7 @@ def executed(tmp_path_factory: pytest.TempPathFactory):
             params = _params(cfg)
             if name == "07_codex_s":
                 params["S_MODELS"] = s_models
-            if name == "08_chained_ops":
+            if name in ("08_chained_ops", "09_codex_d"):
                 params["SAMPLE"] = False  # the synthetic models have no weights to sample
             pm.execute_notebook(str(NOTEBOOKS_DIR / f"{name}.ipynb"), str(root / f"{name}.ipynb"),
                                 parameters=params, kernel_name="python3",

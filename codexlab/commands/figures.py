@@ -16,7 +16,7 @@ from typing import Any
 
 #: The notebooks, in the order they run.
 NOTEBOOKS = ("00_tour", "01_passk_estimator", "02_scaling", "03_temperature", "04_ranking",
-             "05_bleu", "06_explorer", "07_codex_s", "08_chained_ops")
+             "05_bleu", "06_explorer", "07_codex_s", "08_chained_ops", "09_codex_d")
 
 #: Notebooks that compare the base models with their Codex-S variants (skipped without any).
 CODEX_S_NOTEBOOKS = ("07_codex_s",)
@@ -128,6 +128,16 @@ def run(args: argparse.Namespace) -> int:
                 spec = chains.chain_spec(cfg.mode)
                 chain_counts = chains.ensure_chain_results(cfg, spec, force=args.force,
                                                            progress=True)
+            if "09_codex_d" in names and not models and {"sample", "execute"} <= set(stages):
+                from codexlab import codex_d
+
+                # Table 3's docstrings and the round-trip proxy, with the notebook's defaults
+                # (a codex-mini-d-* when shipped), so the notebook only re-reads them.
+                dcfg = codex_d.codex_d_config(cfg.mode, store=str(cfg.store_path()))
+                print(f"docstrings (Table 3): {dcfg.model_note()}", flush=True)
+                dproblems = codex_d.load_problems(dcfg)
+                set_id = codex_d.ensure_docstrings(dcfg, dproblems, sample=True)
+                codex_d.ensure_roundtrip(dcfg, set_id, dproblems, sample=True)
         except PermissionError as exc:
             print(f"codexlab figures: {exc}", file=sys.stderr)
             return 3
