@@ -228,7 +228,15 @@ def humaneval_text_loss(model, hf_tok, device, autocast_dtype, problems=None) ->
     """Return the loss on HumanEval prompt + canonical solution text (which training excludes).
 
     Each problem is one document after an EOS token, as in training; the loss is averaged over
-    all tokens of all problems (token-weighted), and also given in bits per byte.
+    all tokens of all problems (token-weighted), and also given in bits per byte. A second
+    measure, ``solution_loss``, covers only the canonical solution's tokens given the prompt,
+    tokenised apart as the function-level set is (:mod:`codexlab.models.functions`): what a
+    Codex-S stage trains, and closer to what pass@k rewards than the whole-text loss, whose
+    prompt part a prompt-masked stage does not train.
+
+    Returns:
+        ``loss``, ``bits_per_byte``, ``tokens`` (whole text) and ``solution_loss``,
+        ``solution_tokens`` (nats/token over solution tokens).
     """
     import torch
     import torch.nn.functional as F
@@ -239,20 +247,30 @@ def humaneval_text_loss(model, hf_tok, device, autocast_dtype, problems=None) ->
         problems = load_humaneval()
     model.eval()
     total, count, n_bytes = 0.0, 0, 0
+    sol_total, sol_count = 0.0, 0
+
+    def nll(ids: list[int], start: int) -> tuple[float, int]:
+        x = torch.tensor([ids], device=device)
+        with torch.autocast(device.type, dtype=autocast_dtype or torch.float32,
+                            enabled=autocast_dtype is not None):
+            logits = model(input_ids=x[:, :-1], use_cache=False).logits
+        loss = F.cross_entropy(logits.float()[0, start:], x[0, start + 1:], reduction="sum")
+        return loss.item(), len(ids) - 1 - start
+
     with torch.no_grad():
         for prob in problems.values():
             text = prob["prompt"] + prob["canonical_solution"]
-            ids = [hf_tok.eos_token_id] + hf_tok(text)["input_ids"]
-            x = torch.tensor([ids], device=device)
-            with torch.autocast(device.type, dtype=autocast_dtype or torch.float32,
-                                enabled=autocast_dtype is not None):
-                logits = model(input_ids=x[:, :-1], use_cache=False).logits
-            total += F.cross_entropy(logits.float()[0], x[0, 1:], reduction="sum").item()
-            count += len(ids) - 1
-            n_bytes += len(text.encode())
+            t, c = nll([hf_tok.eos_token_id] + hf_tok(text)["input_ids"], 0)
+            total, count, n_bytes = total + t, count + c, n_bytes + len(text.encode())
+            prompt = [hf_tok.eos_token_id] + hf_tok(prob["prompt"])["input_ids"]
+            body = hf_tok(prob["canonical_solution"])["input_ids"]
+            if body:
+                t, c = nll(prompt + body, len(prompt) - 1)
+                sol_total, sol_count = sol_total + t, sol_count + c
     model.train()
     return {"loss": total / count, "bits_per_byte": total / n_bytes / math.log(2),
-            "tokens": count}
+            "tokens": count, "solution_loss": sol_total / max(sol_count, 1),
+            "solution_tokens": sol_count}
 
 
 def count_params(model) -> dict[str, int]:
@@ -632,6 +650,8 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             "humaneval_text_loss": round(he["loss"], 4),
             "humaneval_text_bits_per_byte": round(he["bits_per_byte"], 4),
             "humaneval_text_tokens": he["tokens"],
+            "humaneval_solution_loss": round(he["solution_loss"], 4),
+            "humaneval_solution_tokens": he["solution_tokens"],
             "loss_unit": "nats/token (codex-mini tokenizer)",
         },
         "humaneval": prev_card.get("humaneval", {"pass@1": None, "pass@100": None,
