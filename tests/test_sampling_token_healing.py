@@ -422,12 +422,19 @@ def test_pipeline_finds_only_sets_drawn_with_the_models_healing(tmp_path):
         pytest.skip("the shipped codex-mini-3m is not present")
     cfg = config.figure_config("quick", models=["codex-mini-3m"], tasks=":1", n=1,
                                temperatures=[0.8], store=str(tmp_path / "store.sqlite"))
+    from codexlab.problems import file_sha256, humaneval_path
+
     st = Store(cfg.store_path())
     common = dict(model="codex-mini-3m", temperature=0.8, top_p=cfg.top_p, seed=cfg.seed,
-                  max_new_tokens=cfg.max_new_tokens, stop=list(cfg.stop), problems_sha256="x")
+                  max_new_tokens=cfg.max_new_tokens, stop=list(cfg.stop),
+                  problems_sha256=file_sha256(humaneval_path()))
     st.ensure_sample_set(**common)
     assert pipeline.find_set(st, cfg, "codex-mini-3m", 0.8) is None
     healed = st.ensure_sample_set(**common, extra={"token_healing": 1})
+    assert pipeline.find_set(st, cfg, "codex-mini-3m", 0.8) == healed
+    # Another problems file's set (MBPP, chains, ...) with the same protocol is never the grid's.
+    other = dict(common, problems_sha256="0" * 64)
+    st.ensure_sample_set(**other, extra={"token_healing": 1})
     assert pipeline.find_set(st, cfg, "codex-mini-3m", 0.8) == healed
 
 
