@@ -91,6 +91,7 @@ def test_resume_continues_and_accumulates(toy_model: tuple[Path, dict], tmp_path
     path, card = toy_model
     copy = tmp_path / path.name
     shutil.copytree(path, copy)
+    update_model_card(copy, humaneval={"pass@1": 0.5, "pass@100": 0.9})
     data_dir = path.parents[1] / "cache"
     cfg = TrainConfig(size="codex-mini-0.1m", out_dir=copy, data_dir=data_dir, seq_len=64,
                       batch_size=8, max_tokens=8 * 64 * 5, resume=True, progress=False,
@@ -100,6 +101,8 @@ def test_resume_continues_and_accumulates(toy_model: tuple[Path, dict], tmp_path
     assert len(card2["training"]["stages"]) == 2 and card2["training"]["stages"][1]["resumed"]
     # A small-lr continuation starts from the trained weights, not from scratch.
     assert card2["eval"]["heldout_loss"] < card["eval"]["heldout_loss"] + 0.2
+    # pass@k measured on the old weights is not carried over to the new ones.
+    assert card2["humaneval"]["pass@1"] is None and card2["humaneval"]["pass@100"] is None
 
 
 def test_update_model_card_merges(tmp_path: Path) -> None:

@@ -654,8 +654,11 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             "humaneval_solution_tokens": he["solution_tokens"],
             "loss_unit": "nats/token (codex-mini tokenizer)",
         },
-        "humaneval": prev_card.get("humaneval", {"pass@1": None, "pass@100": None,
-                                                 "note": "to be filled by sampling + execution"}),
+        # New weights: whatever pass@k the card held was measured on the old ones.
+        "humaneval": {"pass@1": None, "pass@100": None,
+                      "note": "to be filled by scripts/record_humaneval_in_cards.py --measure"
+                              + (f" --variant {model_variant(out_dir.name)}"
+                                 if model_variant(out_dir.name) else "")},
         "training": {
             "tokens_seen": int(prev_training.get("tokens_seen", 0)) + tokens,
             "steps": int(prev_training.get("steps", 0)) + step,
