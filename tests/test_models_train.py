@@ -540,3 +540,20 @@ def test_family_readme_lists_the_variants() -> None:
     assert "| m-s-big | m-big | Codex-S: function-level stage" in text
     assert "| 1,234 | 60 | 4.500 | 3.500 |" in text
     assert "| m-s-big | 0.0000 | 20 (0.2) | 0.0061 | 100 (0.8) | 1 |" in text
+
+
+def test_example_level_windows_start_at_an_example() -> None:
+    """Function/docstring windows open on an example's first token, never inside one."""
+    import numpy as np
+
+    from codexlab.models.training import example_starts
+
+    eos = 0
+    # Examples of lengths 3, 4, 2, 5 (EOS included), then a tail too short for a window.
+    tokens = np.array([5, 6, 0, 7, 8, 9, 0, 4, 0, 1, 2, 3, 4, 0, 9, 9], dtype=np.uint16)
+    assert example_starts(tokens, eos, seq_len=4).tolist() == [0, 3, 7, 9]
+    assert example_starts(tokens, eos, seq_len=8).tolist() == [0, 3, 7]
+    for s in example_starts(tokens, eos, seq_len=4):
+        assert s == 0 or tokens[s - 1] == eos
+    with pytest.raises(ValueError, match="lower --seq-len"):
+        example_starts(tokens, eos, seq_len=16)

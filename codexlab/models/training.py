@@ -380,6 +380,37 @@ def token_weights(mask: np.ndarray, prompt_loss_weight: float) -> np.ndarray:
     return prompt_loss_weight + (1.0 - prompt_loss_weight) * m
 
 
+def example_starts(tokens: np.ndarray, eos: int, seq_len: int) -> np.ndarray:
+    """Return the offsets where a training window may start on an example-level split.
+
+    The function and docstring splits are EOS-separated examples (prompt + completion + EOS).
+    A window that started at a random offset would often open inside an example, training its
+    completion without the prompt it answers; so windows start at an example's first token
+    (the paper fine-tuned Codex-S on whole examples, one per row, prompts left-padded; here
+    the window keeps packing the following examples after the first, which saves the compute
+    padding would spend and only ever adds context).
+
+    Args:
+        tokens: The split's token stream, shape ``(n,)``.
+        eos: The EOS token id.
+        seq_len: Window length; a window reads ``seq_len + 1`` tokens.
+
+    Returns:
+        Sorted start offsets, shape ``(m,)``: 0 and every position after an EOS, that leave a
+        full window.
+
+    Raises:
+        ValueError: when no example start leaves a full window (the split is shorter than
+            ``seq_len + 1`` tokens).
+    """
+    starts = np.concatenate([[0], np.flatnonzero(np.asarray(tokens) == eos) + 1])
+    starts = starts[starts <= len(tokens) - seq_len - 1]
+    if not len(starts):
+        raise ValueError(f"the split has {len(tokens):,} tokens, fewer than one window of "
+                         f"{seq_len + 1}; lower --seq-len")
+    return starts
+
+
 def weighted_loss(logits, targets, weights=None):
     """Return the mean next-token cross-entropy, weighted per target when ``weights`` is given.
 
@@ -479,6 +510,9 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     tokens_per_step = cfg.batch_size * cfg.seq_len
     max_steps = math.ceil(cfg.max_tokens / tokens_per_step) if cfg.max_tokens else None
     offsets = np.arange(cfg.seq_len + 1)
+    # Example-level splits start each window at an example (see example_starts); the
+    # pre-training stream of whole files starts anywhere.
+    aligned = example_starts(train_tokens, eos, cfg.seq_len) if cfg.split != "train" else None
     fpt = flops_per_token(size, tok.get_vocab_size(), cfg.seq_len)
     peak = peak_flops(device)
 
@@ -527,7 +561,11 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
                 for opt, bases in zip(opts, base_lrs, strict=True):
                     for g, base in zip(opt.param_groups, bases, strict=True):
                         g["lr"] = base * factor
-                starts = rng.integers(0, len(train_tokens) - cfg.seq_len - 1, size=cfg.batch_size)
+                if aligned is None:
+                    starts = rng.integers(0, len(train_tokens) - cfg.seq_len - 1,
+                                          size=cfg.batch_size)
+                else:
+                    starts = aligned[rng.integers(0, len(aligned), size=cfg.batch_size)]
                 idx = starts[:, None] + offsets
                 batch = torch.from_numpy(np.asarray(train_tokens[idx], dtype=np.int64))
                 batch = batch.to(device, non_blocking=True)
@@ -667,7 +705,9 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             "precision": "bf16 autocast" if amp is not None else "fp32",
             "optimizer": _optimizer_text(cfg),
             "peak_lr": lr, "batch_tokens": tokens_per_step, "seq_len": cfg.seq_len,
-            "packing": "random windows of the EOS-separated token stream",
+            "packing": ("random windows of the EOS-separated token stream" if aligned is None
+                        else "windows of the EOS-separated examples, each starting at an "
+                             "example"),
             "compiled": fwd is not model, "torch": torch.__version__,
             "stages": [*prev_training.get("stages", []), stage],
         },
