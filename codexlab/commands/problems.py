@@ -26,8 +26,8 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    default="list")
     p.add_argument("task", nargs="?", help="task id or index for `show` (e.g. HumanEval/0 or 0)")
     p.add_argument("--problems", metavar="FILE",
-                   help="problems file, JSONL(.gz) in human-eval, MBPP or HumanEval+ format "
-                        "(detected); default HumanEval")
+                   help="problems file, JSONL(.gz) in human-eval, MBPP, HumanEval+ or APPS format "
+                        "(detected from the first row); default HumanEval")
     p.add_argument("--field", default=None,
                    help="for `show`: print only this field (prompt, test, canonical_solution, ...)")
     g = p.add_argument_group("synth-chains")
