@@ -538,8 +538,15 @@ def test_family_readme_lists_the_variants() -> None:
                       "pass@100_T0.8": {"value": 0.0061, "n": 100, "tasks_solved": 1}}}
     text = render_family_readme(rows, {}, he, variants)
     assert "| m-s-big | m-big | Codex-S: function-level stage" in text
-    assert "| 1,234 | 60 | 4.500 | 3.500 |" in text
+    assert "| 1,234 | 60 | 4.500 | 3.500 | ? |" in text
     assert "| m-s-big | 0.0000 | 20 (0.2) | 0.0061 | 100 (0.8) | 1 |" in text
+    # Training resets a card's pass@k to None (measured on older weights): no pass@k row then,
+    # and the solution loss shows when the card has it.
+    variants[0]["humaneval_solution_loss"] = 2.3756
+    reset = {"m-s-big": {"pass@1": None, "pass@100": None, "note": "to be filled"}}
+    text = render_family_readme(rows, {}, reset, variants)
+    assert "| 4.500 | 3.500 | 2.376 |" in text
+    assert "| m-s-big | 0.0000" not in text and "tasks solved" not in text
 
 
 def test_example_level_windows_start_at_an_example() -> None:

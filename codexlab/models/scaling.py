@@ -127,9 +127,15 @@ def write_scaling_data(models: dict[str, Path] | None = None, csv_path: Path = S
                                  "stage_wall_time_s": last.get("wall_time_s"),
                                  "heldout_loss": card.get("eval", {}).get("heldout_loss"),
                                  "humaneval_text_loss": card.get("eval", {}).get(
-                                     "humaneval_text_loss")})
+                                     "humaneval_text_loss"),
+                                 "humaneval_solution_loss": card.get("eval", {}).get(
+                                     "humaneval_solution_loss")})
         (parent / "README.md").write_text(render_family_readme(rows, out, humaneval, variants))
     return out
+
+
+def _fmt(x: float | None) -> str:
+    return "?" if x is None else f"{x:.3f}"
 
 
 def render_family_readme(rows: list[dict], fit: dict,
@@ -178,19 +184,24 @@ def render_family_readme(rows: list[dict], fit: dict,
         lines += ["Fine-tuned variants (`codexlab train --stage functions|docstrings --init "
                   "<base>`):", "",
                   "| model | base | stage | stage tokens | stage wall time (s) | held-out loss | "
-                  "HumanEval-text loss |", "|---|---|---|---|---|---|---|"]
+                  "HumanEval-text loss | HumanEval solution loss |",
+                  "|---|---|---|---|---|---|---|---|"]
         for v in variants:
             tok = v.get("stage_tokens")
             wall = v.get("stage_wall_time_s")
             lines.append(
                 f"| {v['model']} | {v['base_model']} | {what.get(v['variant'], v['stage'])} | "
                 f"{f'{tok:,}' if tok else '?'} | {f'{wall:.0f}' if wall else '?'} | "
-                f"{v['heldout_loss']:.3f} | {v['humaneval_text_loss']:.3f} |")
+                f"{v['heldout_loss']:.3f} | {v['humaneval_text_loss']:.3f} | "
+                f"{_fmt(v.get('humaneval_solution_loss'))} |")
         lines += ["", "The held-out loss of a fine-tune is measured on general code, which the "
                   "stage does not train on; the HumanEval-text loss is the loss on HumanEval "
-                  "prompts + canonical solutions.", ""]
+                  "prompts + canonical solutions; the solution loss is the loss of the canonical body's "
+                  "tokens given the prompt (`scripts/card_losses.py`), the quantity the "
+                  "function stage trains.", ""]
         rows = [*rows, *[{"model": v["model"]} for v in variants]]
-    he = {m: e for m, e in (humaneval or {}).items() if e}
+    # A card whose pass@k was reset by later training (pass@1 None) has nothing to show yet.
+    he = {m: e for m, e in (humaneval or {}).items() if e and e.get("pass@1") is not None}
     if he:
         lines += ["HumanEval, as measured for the model cards (bootstrap 95% intervals over "
                   "tasks in the cards):", "",
