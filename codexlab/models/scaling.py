@@ -196,9 +196,9 @@ def render_family_readme(rows: list[dict], fit: dict,
                 f"{_fmt(v.get('humaneval_solution_loss'))} |")
         lines += ["", "The held-out loss of a fine-tune is measured on general code, which the "
                   "stage does not train on; the HumanEval-text loss is the loss on HumanEval "
-                  "prompts + canonical solutions; the solution loss is the loss of the canonical body's "
-                  "tokens given the prompt (`scripts/card_losses.py`), the quantity the "
-                  "function stage trains.", ""]
+                  "prompts + canonical solutions; the solution loss is the loss of the "
+                  "canonical body's tokens given the prompt (`scripts/card_losses.py`), the "
+                  "quantity the function stage trains.", ""]
         rows = [*rows, *[{"model": v["model"]} for v in variants]]
     # A card whose pass@k was reset by later training (pass@1 None) has nothing to show yet.
     he = {m: e for m, e in (humaneval or {}).items() if e and e.get("pass@1") is not None}
