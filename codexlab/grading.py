@@ -206,17 +206,21 @@ def pass_at_k_table(grades: pd.DataFrame, ks: Sequence[int] = (1, 10), *, n_boot
     return pd.DataFrame(rows, columns=list(PASS_COLUMNS))
 
 
-def table3(ours: pd.DataFrame, label: str = "ours") -> pd.DataFrame:
+def table3(ours: pd.DataFrame, label: str = "ours",
+           proxies: pd.DataFrame | None = None) -> pd.DataFrame:
     """Return Table 3 of the Codex paper with our rows beside it, in percent.
 
     Args:
         ours: :func:`pass_at_k_table` output (pass@1 and pass@10 rows used).
         label: Prefix of our rows (``"ours"`` → ``"ours: ada"``).
+        proxies: Optional :func:`pass_at_k_table` of :func:`proxy_grades`: the automatic
+            proxies' pass@k, added as rows with source ``proxy`` so the committed table
+            carries a number even before anyone grades.
 
     Returns:
-        Columns ``source`` (``paper`` / ``ours``), ``model`` (paper model or our grader),
-        ``pass@1``, ``pass@10`` (percent), ``pass@1 CI``, ``pass@10 CI`` (text), ``note``.
-        When ``ours`` is empty, one row of ours says ``no grades yet``.
+        Columns ``source`` (``paper`` / ``ours`` / ``proxy``), ``model`` (paper model, our
+        grader or the proxy), ``pass@1``, ``pass@10`` (percent), ``pass@1 CI``, ``pass@10 CI``
+        (text), ``note``. When ``ours`` is empty, one row of ours says ``no grades yet``.
     """
     _require(ours, ("grader", "metric", "estimate", "low", "high"), "ours",
              "pass grading.pass_at_k_table(grades)")
@@ -229,6 +233,19 @@ def table3(ours: pd.DataFrame, label: str = "ours") -> pd.DataFrame:
     if not len(ours):
         rows.append({"source": label, "model": "-", "pass@1": np.nan, "pass@10": np.nan,
                      "pass@1 CI": "", "pass@10 CI": "", "note": "no grades yet"})
+    parts = [(label, ours)]
+    if proxies is not None and len(proxies):
+        _require(proxies, ("grader", "metric", "estimate", "low", "high"), "proxies",
+                 "pass grading.pass_at_k_table(grading.proxy_grades(proxies), pooled=False)")
+        parts.append(("proxy", proxies))
+    for source, table in parts:
+        rows.extend(_table3_rows(table, source))
+    return pd.DataFrame(rows, columns=["source", "model", "pass@1", "pass@10", "pass@1 CI",
+                                       "pass@10 CI", "note"])
+
+
+def _table3_rows(ours: pd.DataFrame, label: str) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
     for grader, sub in ours.groupby("grader", sort=False):
         row: dict[str, Any] = {"source": label, "model": f"{label}: {grader}"}
         notes = []
@@ -245,8 +262,7 @@ def table3(ours: pd.DataFrame, label: str = "ours") -> pd.DataFrame:
                 notes.append(f"{metric}: {int(r0['tasks'])} tasks")
         row["note"] = "; ".join(notes)
         rows.append(row)
-    return pd.DataFrame(rows, columns=["source", "model", "pass@1", "pass@10", "pass@1 CI",
-                                       "pass@10 CI", "note"])
+    return rows
 
 
 def grades_note(grades: pd.DataFrame, total: int | None = None) -> str:
@@ -333,6 +349,40 @@ def proxy_table(samples: pd.DataFrame, roundtrip: pd.DataFrame | None = None, *,
         out["roundtrip_pass"] = pd.NA
     out["roundtrip_pass"] = out["roundtrip_pass"].astype("boolean")
     return out
+
+
+#: Names of the proxies as "graders" in :func:`proxy_grades` (column → name).
+PROXY_NAMES = {"bleu_pass": "BLEU", "roundtrip_pass": "round trip"}
+
+
+def proxy_grades(proxies: pd.DataFrame, bleu_threshold: float | None = None) -> pd.DataFrame:
+    """Return the proxies' verdicts as a grades table, one "grader" per proxy.
+
+    So :func:`pass_at_k_table` gives the proxies' pass@1 / pass@10 exactly as a person's
+    (samples without a proxy value are left out, like ungraded ones).
+
+    Args:
+        proxies: :func:`proxy_table` output.
+        bleu_threshold: Written into the BLEU proxy's name (``BLEU >= 30``) when given.
+
+    Returns:
+        Columns ``task_id``, ``idx``, ``grader`` (``BLEU``, ``round trip``), ``correct``.
+    """
+    _require(proxies, ("task_id", "idx"), "proxies", "pass grading.proxy_table(...)")
+    frames = []
+    for column, name in PROXY_NAMES.items():
+        if column not in proxies:
+            continue
+        have = proxies[proxies[column].notna()]
+        if column == "bleu_pass" and bleu_threshold is not None:
+            name = f"{name} >= {bleu_threshold:g}"
+        frames.append(pd.DataFrame({"task_id": have["task_id"].to_numpy(),
+                                    "idx": have["idx"].astype(int).to_numpy(),
+                                    "grader": name,
+                                    "correct": have[column].astype(bool).to_numpy()}))
+    if not frames:
+        return pd.DataFrame(columns=["task_id", "idx", "grader", "correct"])
+    return pd.concat(frames, ignore_index=True)
 
 
 def proxy_summary(proxies: pd.DataFrame) -> pd.DataFrame:

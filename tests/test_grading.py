@@ -9,6 +9,7 @@ whose output is decided by the docstring it is given; sampling uses tiny random 
 from __future__ import annotations
 
 import ast
+import dataclasses
 import json
 import threading
 from fractions import Fraction
@@ -141,6 +142,26 @@ def test_agreement_table_counts_and_kappa() -> None:
     summary = grading.proxy_summary(proxies).set_index("proxy")
     assert summary.loc["roundtrip_pass", "samples"] == 3
     assert grading.agreement_table(_grades([]), proxies).empty
+
+
+def test_proxy_rows_in_table3_are_pass_at_k_of_the_proxy_verdicts() -> None:
+    # Task A: BLEU calls 2 of 4 correct; round trip 1 of 3 (sample 3 has none). Task B: 0 of 2.
+    samples = pd.DataFrame({"task_id": ["A"] * 4 + ["B"] * 2, "idx": [0, 1, 2, 3, 0, 1],
+                            "bleu": [50.0, 10.0, 40.0, 5.0, 1.0, 2.0]})
+    roundtrip = pd.DataFrame({"task_id": ["A", "A", "A", "B", "B"], "idx": [0, 1, 2, 0, 1],
+                              "roundtrip_pass": [True, False, False, False, False]})
+    proxies = grading.proxy_table(samples, roundtrip, bleu_threshold=30)
+    pg = grading.proxy_grades(proxies, bleu_threshold=30)
+    assert sorted(pg["grader"].unique()) == ["BLEU >= 30", "round trip"]
+    assert len(pg[pg["grader"] == "round trip"]) == 5  # the sample without a round trip left out
+    pk = grading.pass_at_k_table(pg, ks=(1, 2), n_boot=50, pooled=False)
+    assert "pooled" not in set(pk["grader"])
+    table = grading.table3(grading.pass_at_k_table(_grades([])), proxies=pk).set_index("model")
+    # pass@1 = mean over tasks of c/n: BLEU (2/4 + 0/2) / 2, round trip (1/3 + 0/2) / 2.
+    assert table.loc["proxy: BLEU >= 30", "pass@1"] == pytest.approx(100 * (0.5 + 0) / 2)
+    assert table.loc["proxy: round trip", "pass@1"] == pytest.approx(100 * (1 / 3) / 2)
+    assert table.loc["proxy: BLEU >= 30", "source"] == "proxy"
+    assert "no grades yet" in table["note"].tolist()
 
 
 # -- docstring sampling ---------------------------------------------------------------------------
@@ -421,6 +442,7 @@ def test_notebook_runs_in_quick_mode_and_replots_grades_without_sampling(tmp_pat
         return json.loads((out / "records" / "09_codex_d.json").read_text())
 
     rec = run()
+    sid0 = rec["set_id"]
     assert (rec["docstrings"], rec["tasks"], rec["bleu_scored"]) == (4, 2, 4)
     assert rec["roundtrip_executed"] == 4 and rec["graded"] == 0
     table = pd.read_csv(out / "table03_codex_d.csv")
@@ -445,3 +467,30 @@ def test_notebook_runs_in_quick_mode_and_replots_grades_without_sampling(tmp_pat
     empty = tmp_path / "nothing" / "store.sqlite"
     rec = run(SAMPLE=False, STORE=str(empty))
     assert rec["docstrings"] == 0 and rec["set_id"] is None and not empty.parent.exists()
+
+    # Committed compact results stand in for the store: export, then a fresh clone (no store)
+    # reads the same docstrings, BLEU and round trips; other settings never match them.
+    import codexlab.paths
+
+    monkeypatch.setattr(codexlab.paths, "DATA_DIR", tmp_path / "data")
+    cfg = codex_d.codex_d_config("quick", model=str(toy_model_dir), code_model=str(toy_model_dir),
+                                 tasks=":2", n=2, max_new_tokens=8, roundtrip_max_new_tokens=8,
+                                 store=str(store))
+    problems = codex_d.load_problems(cfg)
+    sid = codex_d.ensure_docstrings(cfg, problems, sample=False, progress=False)
+    assert sid == sid0 is not None
+    path = codex_d.export_compact(cfg, sid, problems)
+    assert path == tmp_path / "data" / "results" / "quick" / "codex-d" / "docstrings.parquet"
+    fresh = dataclasses.replace(cfg, store=str(empty))
+    assert codex_d.ensure_docstrings(fresh, problems, sample=False, progress=False) == sid
+    pd.testing.assert_frame_equal(codex_d.load_docstrings(fresh, sid, problems),
+                                  codex_d.load_docstrings(cfg, sid, problems), check_dtype=False)
+    got = codex_d.ensure_roundtrip(fresh, sid, problems, sample=False)
+    want = codex_d.ensure_roundtrip(cfg, sid, problems, sample=False)
+    pd.testing.assert_frame_equal(got, want, check_dtype=False)
+    assert got.attrs["set_id"] == want.attrs["set_id"] and len(got) == 4
+    assert not empty.parent.exists()
+    assert codex_d.load_compact(dataclasses.replace(fresh, n=3), problems) is None
+    assert codex_d.load_compact(dataclasses.replace(fresh, temperature=0.2), problems) is None
+    with pytest.raises(ValueError, match="not in"):
+        codex_d.export_compact(fresh, sid, problems)

@@ -110,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
                   f"`codexlab train --stage functions --init ...`, or give --s-models)",
                   flush=True)
     t_all = time.perf_counter()
-    grid_df = chain_counts = None
+    grid_df = chain_counts = docstrings = None
     if args.run_grid:
         t0 = time.perf_counter()
         try:
@@ -138,6 +138,7 @@ def run(args: argparse.Namespace) -> int:
                 dproblems = codex_d.load_problems(dcfg)
                 set_id = codex_d.ensure_docstrings(dcfg, dproblems, sample=True)
                 codex_d.ensure_roundtrip(dcfg, set_id, dproblems, sample=True)
+                docstrings = (dcfg, set_id, dproblems)
         except PermissionError as exc:
             print(f"codexlab figures: {exc}", file=sys.stderr)
             return 3
@@ -153,6 +154,11 @@ def run(args: argparse.Namespace) -> int:
             from codexlab import chains
 
             path = chains.write_compact_counts(chain_counts, cfg, chains.chain_spec(cfg.mode))
+            print(f"compact results: {path}", flush=True)
+        if docstrings is not None and docstrings[1] is not None:
+            from codexlab import codex_d
+
+            path = codex_d.export_compact(*docstrings)
             print(f"compact results: {path}", flush=True)
     if not args.notebooks_run:
         print(_summary_line(cfg, grid_df, time.perf_counter() - t_all, None), flush=True)
@@ -177,6 +183,10 @@ def run(args: argparse.Namespace) -> int:
         t0 = time.perf_counter()
         src = NOTEBOOKS_DIR / f"{name}.ipynb"
         dst = run_dir / f"{name}.ipynb"
+        # Only the parameters this notebook declares (09_codex_d has no MODELS, say), so
+        # papermill does not warn about the shared run's other settings.
+        declared = set(pm.inspect_notebook(str(src)))
+        nb_params = {k: v for k, v in nb_params.items() if k in declared}
         try:
             # kernel "python3": the venv's kernelspec (`make venv` installs it with
             # --sys-prefix), or ipykernel's built-in spec, which runs this same interpreter.
