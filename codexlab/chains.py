@@ -358,12 +358,25 @@ def _execute(store: Any, sid: str, problems: dict[str, Problem], rows: list[dict
     return store.add_verdicts(out, run_id)
 
 
+def chain_models(cfg: Any) -> list[str]:
+    """Return the models Fig 11 samples: ``cfg``'s models, or the built-in family's choice.
+
+    With models given (``cfg.models``), all of them. For the built-in family, quick mode
+    samples only the largest (the reference model): the paper's Fig 11 shows one model
+    (Codex-12B), and the smaller sizes would add CPU minutes to ``make figures``; paper mode
+    samples every size.
+    """
+    if cfg.models or cfg.mode != "quick":
+        return list(cfg.resolved_models())
+    return [cfg.reference()]
+
+
 def ensure_chain_results(cfg: Any, spec: ChainSpec, *, temperature: float = 0.8,
                          allow_sampling: bool = True, force: bool = False,
                          progress: bool = True) -> Any:
     """Return per-task pass counts of cfg's models on the chain problems, computing what is missing.
 
-    With ``allow_sampling``: for each model of ``cfg`` (:meth:`FigureConfig.resolved_models`),
+    With ``allow_sampling``: for each model of :func:`chain_models`,
     draw the samples the run store lacks (:func:`codexlab.sampling.sample_to_store`: n =
     ``cfg.n``, the Codex protocol of ``cfg`` at ``temperature``, the token budget of
     :func:`chain_max_new_tokens`), then execute those without a verdict in the sandbox
@@ -395,7 +408,7 @@ def ensure_chain_results(cfg: Any, spec: ChainSpec, *, temperature: float = 0.8,
     problems = spec.problems()
     sha = spec.sha256()
     scfg = sampling_config(cfg, spec, temperature)
-    models = cfg.resolved_models()
+    models = chain_models(cfg)
     path = cfg.store_path()
     if allow_sampling:
         from codexlab.sampling import sample_to_store

@@ -206,6 +206,16 @@ def test_without_a_store_the_committed_counts_are_read(tmp_path: Path, monkeypat
     assert not store.exists()
 
 
+def test_quick_mode_samples_the_largest_built_in_model_only() -> None:
+    from codexlab import config
+
+    quick, paper = config.figure_config("quick"), config.figure_config("paper")
+    assert chains.chain_models(quick) == [quick.reference()] == [quick.resolved_models()[-1]]
+    assert chains.chain_models(paper) == list(paper.resolved_models())
+    mine = config.figure_config("quick", models=["codex-mini-0.1m", "codex-mini-0.4m"])
+    assert chains.chain_models(mine) == ["codex-mini-0.1m", "codex-mini-0.4m"]
+
+
 # -- the notebook --------------------------------------------------------------------------
 @pytest.mark.slow
 def test_notebook_samples_plots_and_replots(tmp_path: Path, monkeypatch) -> None:

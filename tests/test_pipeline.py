@@ -20,7 +20,8 @@ from codexlab.synthetic import SYNTHETIC_MODELS, make_synthetic_run
 def test_presets_have_the_documented_values() -> None:
     q, p = config.preset("quick"), config.preset("paper")
     assert (q.n, q.temperatures, q.max_new_tokens, q.k_max, q.full_grid, q.sample_workers) == (
-        10, (0.2, 0.4, 0.6, 0.8, 1.0), 128, 10, False, 2)
+        10, (0.2, 0.6, 1.0), 128, 10, False, 2)
+    assert q.all_temperatures == (0.2, 0.6, 0.8, 1.0)
     assert (p.n, p.temperatures, p.top_p, p.max_new_tokens, p.k_max, p.full_grid) == (
         200, (0.2, 0.4, 0.6, 0.8, 1.0), 0.95, 300, 100, True)
     assert q.stop == p.stop == ("\nclass", "\ndef", "\n#", "\nif", "\nprint")
@@ -334,7 +335,7 @@ def test_variant_config_and_codex_s_grid(tmp_path, monkeypatch) -> None:
     assert s.resolved_models() == ("codex-mini-s-1.3m", "codex-mini-s-3m")
     assert s.reference() == "codex-mini-s-3m" and s.n == cfg.n and s.store == cfg.store
     assert s.compact_results_dir() == cfg.compact_results_dir() / "codex-s"
-    assert ("codex-mini-s-3m", 0.4) in s.grid() and ("codex-mini-s-1.3m", 0.4) not in s.grid()
+    assert ("codex-mini-s-3m", 0.6) in s.grid() and ("codex-mini-s-1.3m", 0.6) not in s.grid()
     assert not set(s.grid()) & set(cfg.grid())
     with pytest.raises(ValueError, match="variant must be one of"):
         cfg.variant_config("x")
@@ -345,4 +346,10 @@ def test_variant_config_and_codex_s_grid(tmp_path, monkeypatch) -> None:
     assert _codex_s_config(user, ["a/b"], "") is None
     assert _codex_s_config(user, ["a/b"], "c/d").resolved_models() == ("c/d",)
     monkeypatch.setattr(paths, "MODELS_DIR", tmp_path / "empty")
+    # No Codex-S weights, but the committed Codex-S results: re-plotted from those.
+    committed = _codex_s_config(config.figure_config("quick"), [], "")
+    assert committed is not None and committed.resolved_models()
+    assert all(m.startswith("codex-mini-s-") for m in committed.resolved_models())
+    # Neither weights nor results: no Codex-S run.
+    monkeypatch.setattr(paths, "DATA_DIR", tmp_path / "nodata")
     assert _codex_s_config(config.figure_config("quick"), [], "") is None
