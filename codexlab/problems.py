@@ -209,7 +209,8 @@ def select_tasks(problems: dict[str, Problem], tasks: str | list[str] | None) ->
         problems: All problems.
         tasks: None for all; a list of task ids; or a comma-separated string in which each
             item is a task id, a bare number (``"0"`` → ``HumanEval/0`` style by index in file
-            order), or a range ``"0-9"`` / ``":20"`` (first 20).
+            order), a range ``"0-9"`` / ``":20"`` (first 20), or a stride ``"::2"`` (every
+            second problem in file order, from the first: an even spread over the file).
 
     Raises:
         KeyError: A task id is unknown (the message lists a few valid ones), or an index or
@@ -233,6 +234,8 @@ def select_tasks(problems: dict[str, Problem], tasks: str | list[str] | None) ->
             continue
         if item in problems:
             chosen.append(item)
+        elif item.startswith("::") and item[2:].isdigit() and int(item[2:]) >= 1:
+            chosen.extend(ids[:: int(item[2:])])
         elif item.startswith(":") and item[1:].isdigit():
             check_index(max(int(item[1:]) - 1, 0), item)
             chosen.extend(ids[: int(item[1:])])
@@ -246,5 +249,6 @@ def select_tasks(problems: dict[str, Problem], tasks: str | list[str] | None) ->
             check_index(int(item), item)
             chosen.append(ids[int(item)])
         else:
-            raise KeyError(f"unknown task {item!r}; valid ids look like {ids[:3]} (or 0-9, :20)")
+            raise KeyError(f"unknown task {item!r}; valid ids look like {ids[:3]} "
+                           "(or 0-9, :20, ::2)")
     return {tid: problems[tid] for tid in dict.fromkeys(chosen)}

@@ -137,6 +137,14 @@ def test_task_ranges_past_the_last_problem_are_refused(capsys):
     assert "164 problems" in str(pytest.raises(KeyError, select_tasks, he, "0-999").value)
     assert len(select_tasks(he, "0-163")) == len(select_tasks(he, ":164")) == 164
     assert list(select_tasks(he, "163")) == ["HumanEval/163"]
+    # A stride spreads evenly over the file, from the first problem; zero is refused.
+    every2 = list(select_tasks(he, "::2"))
+    assert len(every2) == 82 and every2[:3] == ["HumanEval/0", "HumanEval/2", "HumanEval/4"]
+    assert every2[-1] == "HumanEval/162" and len(select_tasks(he, "::1")) == 164
+    for sel in ("::0", "::x"):
+        with pytest.raises(KeyError) as exc:
+            select_tasks(he, sel)
+        assert sel in exc.value.args[0]
 
 
 def test_store_options_may_follow_the_action(tmp_path, capsys):

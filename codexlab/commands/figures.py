@@ -51,7 +51,9 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--n", type=int, default=0, help="samples per task (default: the preset's)")
     p.add_argument("--temperatures", default="",
                    help="comma-separated temperature grid of Fig 5 (default: the preset's)")
-    p.add_argument("--tasks", default="", help="task subset, e.g. ':20' (default all)")
+    p.add_argument("--tasks", default="",
+                   help="task subset, e.g. ':20', or '::1' for every task (default: the "
+                        "preset's: quick mode every second HumanEval task, '::2'; paper all)")
     p.add_argument("--store", metavar="PATH", default="", help="run store (default results dir)")
     p.add_argument("--no-dedup", dest="exec_dedup", action="store_false",
                    help="execute every sample, even identical completions of a task (default: "
