@@ -599,6 +599,11 @@ def plot_codex_s_temperature(best: pd.DataFrame, ax: Any = None, *,
     if len(best) and (best["tied"] > 1).any():
         ax.scatter([], [], s=26, facecolors="white", edgecolors="#888888",
                    label="tie between temperatures")
+    if len(best) and "pass_at_k" in best and float(best["pass_at_k"].max()) == 0.0:
+        # Every temperature ties at 0: the drawn "best" is only the lowest T; say so.
+        ax.text(np.sqrt(kmax), 0.5, "no sample passed: every temperature\nties at 0 "
+                "(the line shows the lowest)", transform=ax.get_xaxis_transform(),
+                ha="center", fontsize=7, color="#555555")
     ax.set(xlabel="k (samples)", ylabel="best T", ylim=(-0.08, 1.15),
            title="Best sampling temperature per k: Codex vs Codex-S")
     ax.legend(loc="upper left", fontsize=7)

@@ -234,7 +234,10 @@ def select_tasks(problems: dict[str, Problem], tasks: str | list[str] | None) ->
             continue
         if item in problems:
             chosen.append(item)
-        elif item.startswith("::") and item[2:].isdigit() and int(item[2:]) >= 1:
+        elif item.startswith("::"):
+            if not (item[2:].isdigit() and int(item[2:]) >= 1):
+                raise KeyError(f"task stride {item!r} must be ::N with a whole N >= 1, e.g. "
+                               "::2 for every second task, ::1 for all")
             chosen.extend(ids[:: int(item[2:])])
         elif item.startswith(":") and item[1:].isdigit():
             check_index(max(int(item[1:]) - 1, 0), item)

@@ -179,3 +179,22 @@ def test_problems_show_unknown_task_has_no_stray_quotes() -> None:
     line = r.stderr.strip().splitlines()[-1]
     assert line.startswith("codexlab problems show: unknown task 'HumanEval/999'")
     assert not line.endswith('"')
+
+
+def test_problems_and_figures_bad_inputs_are_one_line_each(tmp_path, capsys, monkeypatch):
+    """A malformed problems file, a bad --tasks, and --no-run of a model with no results."""
+    monkeypatch.setenv("CODEXLAB_RESULTS_DIR", str(tmp_path / "results"))
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"task_id": "x"}\n')
+    for action in (["list"], ["show", "x"]):
+        assert main(["problems", *action, "--problems", str(bad)]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"{bad}:1: missing field(s)" in err
+    for tasks, words in (("::0", "must be ::N"), ("999", "out of range"), ("::x", "must be ::N")):
+        assert main(["figures", "--no-run", "--tasks", tasks, "--out", str(tmp_path)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("codexlab figures: ") and words in err and "Traceback" not in err
+    assert main(["figures", "--no-run", "--models", "codex-mini-7m", "--notebooks",
+                 "02_scaling", "--out", str(tmp_path / "figs")]) == 2
+    assert "nothing is stored for ['codex-mini-7m']" in capsys.readouterr().err
+    assert not (tmp_path / "figs").exists() and not (tmp_path / "results").exists()

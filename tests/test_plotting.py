@@ -217,3 +217,21 @@ def test_explorer_statuses_are_one_vocabulary_that_sums(tmp_path) -> None:
     cols = [c for c in s.columns if c in (*STATUSES, analysis.NOT_EXECUTED)]
     assert cols[:5] == list(analysis.CORE_STATUSES)
     assert int(s[cols].sum(axis=1).iloc[0]) == int(s["samples"].iloc[0]) == len(df)
+
+
+def test_codex_s_temperature_figure_says_when_every_temperature_ties_at_zero() -> None:
+    import pandas as pd
+
+    def best(p: float) -> pd.DataFrame:
+        return pd.DataFrame([{"family": f, "model": m, "k": k, "temperature": 0.2,
+                              "pass_at_k": p, "tied": 3 if p == 0 else 1, "source": "ours"}
+                             for f, m in (("Codex", "a"), ("Codex-S", "a-s")) for k in (1, 2)])
+
+    def texts(df: pd.DataFrame) -> str:
+        ax = plotting.plot_codex_s_temperature(df)
+        out = " ".join(t.get_text() for t in ax.texts)
+        plt.close(ax.figure)
+        return out
+
+    assert "every temperature\nties at 0" in texts(best(0.0))
+    assert "ties at 0" not in texts(best(0.25))

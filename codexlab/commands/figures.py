@@ -82,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
     import time
 
     from codexlab import config, pipeline
+    from codexlab.models.registry import model_label
     from codexlab.paths import NOTEBOOKS_DIR, results_dir
 
     names = [n.strip() for n in args.notebooks.split(",") if n.strip()] or list(NOTEBOOKS)
@@ -97,13 +98,32 @@ def run(args: argparse.Namespace) -> int:
                                    out=args.out, tasks=args.tasks, temperatures=temps,
                                    exec_dedup=args.exec_dedup)
         cfg.grid()  # resolves the models: fails here, clearly, when none are trained
+        selected, _ = pipeline.load_problems(cfg)  # a bad --tasks fails here, in one line
         print(cfg.describe(), flush=True)
         cfg_s = _codex_s_config(cfg, models, args.s_models)
         if cfg_s is not None:
             print(f"Codex-S: {', '.join(cfg_s.resolved_models())}", flush=True)
-    except (ValueError, RuntimeError) as exc:
-        print(f"codexlab figures: {exc}", file=sys.stderr)
+    except (ValueError, RuntimeError, KeyError) as exc:
+        # str() of a KeyError quotes its message; print the message itself.
+        msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"codexlab figures: {msg}", file=sys.stderr)
         return 2
+    if not args.run_grid:
+        stored = pipeline.load_results(cfg)
+        # --no-run with named models: each must have results to re-plot, or every figure
+        # would be drawn empty and the run would still say ok.
+        have = set(stored["model"].unique())
+        missing = [m for m in cfg.resolved_models() if model_label(m) not in have]
+        if models and missing:
+            print(f"codexlab figures: --no-run, but nothing is stored for {missing} (in "
+                  f"{cfg.store_path()} or {cfg.compact_results_dir()}); run without --no-run "
+                  "to sample them", file=sys.stderr)
+            return 2
+        n_tasks = stored["task_id"].nunique()
+        if len(stored) and n_tasks < len(selected):
+            print(f"note: the results hold {n_tasks} of the {len(selected)} selected tasks; "
+                  "the figures show those (run without --no-run to sample the rest)",
+                  flush=True)
     if cfg_s is None:
         skipped = [n for n in names if n in CODEX_S_NOTEBOOKS]
         names = [n for n in names if n not in CODEX_S_NOTEBOOKS]

@@ -50,7 +50,11 @@ def run(args: argparse.Namespace) -> int:
 
     if args.action == "synth-chains":
         return _synth_chains(args)
-    problems, info = resolve_problems(args.problems)
+    try:
+        problems, info = resolve_problems(args.problems)
+    except (OSError, ValueError) as exc:  # ProblemFormatError is a ValueError
+        print(f"codexlab problems {args.action}: cannot read problems: {exc}", file=sys.stderr)
+        return 2
     if args.action == "list":
         for tid, prob in problems.items():
             defs = [ln.strip() for ln in prob.prompt.splitlines() if ln.strip().startswith("def ")]
