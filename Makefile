@@ -32,9 +32,18 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "codexlab needs Python >= 3.10")'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	PYTHONWARNINGS=ignore $(BIN)/python -m pip install --quiet -e '.[notebooks,sandbox,dev]'
+	PYTHONWARNINGS=ignore $(BIN)/python -m pip install --quiet -e '.[notebooks,sandbox,dev,ray]'
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (codexlab)" >/dev/null
 	touch $(STAMP)
+
+# The tests of the openai sampling backend run a real OpenAI-compatible server (llama.cpp)
+# on loopback. pip compiles llama-cpp-python from source (a C++ compiler; about 7 minutes on
+# 2 cores, once: pip caches the wheel), so only `make test` installs the serve extra.
+SERVE_STAMP := $(VENV)/.codexlab-serve-installed
+$(SERVE_STAMP): $(STAMP)
+	@echo "make: installing the serve extra (compiles llama.cpp once, a few minutes)"
+	PYTHONWARNINGS=ignore $(BIN)/python -m pip install --quiet -e '.[serve]'
+	touch $(SERVE_STAMP)
 
 # Idempotent and cheap, so every target that may save notebooks runs it (outside a git
 # checkout it does nothing).
@@ -50,7 +59,7 @@ notebook-filter: $(STAMP)
 figures: venv
 	CODEXLAB_ALLOW_CODE_EXEC=1 $(BIN)/codexlab figures --mode $(MODE)
 
-test: venv
+test: venv $(SERVE_STAMP)
 	$(BIN)/python -m pytest -q
 
 lint: venv

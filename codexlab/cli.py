@@ -18,6 +18,7 @@ COMMANDS: dict[str, str] = {
     "passk": "passk",
     "evaluate": "evaluate",
     "sample": "sample",
+    "serve": "serve",
     "train": "train",
     "figures": "figures",
     "store": "store",

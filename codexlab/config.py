@@ -57,6 +57,21 @@ class FigureConfig:
         exec_workers: Sandbox worker processes (None: the execution engine decides).
         exec_dedup: Run identical completions of a task once and share the verdict (see
             :func:`codexlab.execution.evaluate_samples`); recorded with every run's config.
+        ray_address: Run the execute stage's sandbox on a Ray cluster (see
+            :func:`codexlab.execution.distributed.evaluate_samples_ray`): ``"HOST:PORT"`` of
+            its head node, ``"auto"`` for the one ``RAY_ADDRESS`` or ``ray start`` names, or
+            ``"local"`` for a private one on this machine. Empty means local execution (the
+            default); ``exec_workers`` then applies, and does not with Ray.
+        backend: Sampling engine: ``"hf"`` (the local engine, default), ``"openai"`` (an
+            OpenAI-compatible server at ``base_url`` serving every model of ``models`` under
+            that name) or ``"vllm"`` (vLLM's offline engine); see
+            :class:`codexlab.sampling.backends.BackendConfig`. Remote backends sample without
+            token healing, so their sets never mix with the local engine's.
+        base_url: ``openai``: the server's API root, e.g. ``http://127.0.0.1:8000/v1``.
+        api_key_env: ``openai``: name of the environment variable holding the API key.
+        max_in_flight: ``openai``: concurrent requests.
+        extra_body: ``openai``/``vllm``: extra request fields as a JSON object string, e.g.
+            llama.cpp's ``'{"top_k": 0, "min_p": 0, "repeat_penalty": 1}'``.
         sample_workers: (model, T) sets sampled at once, each in its own single-threaded
             process. On a CPU, small models decode faster as two 1-thread processes than as
             one 2-thread process (and a 2-thread torch process slows down badly when another
@@ -95,6 +110,12 @@ class FigureConfig:
     timeout: float = 3.0
     exec_workers: int | None = None
     exec_dedup: bool = True
+    ray_address: str = ""
+    backend: str = "hf"
+    base_url: str = ""
+    api_key_env: str = "OPENAI_API_KEY"
+    max_in_flight: int = 16
+    extra_body: str = ""
     sample_workers: int = 1
     n_boot: int = 1000
     confidence: float = 0.95
@@ -128,6 +149,10 @@ class FigureConfig:
             raise ValueError("temperatures must not be empty")
         if any(t < 0 for t in (*self.temperatures, *self.scaling_temperatures)):
             raise ValueError("temperatures must be >= 0")
+        if not self.backend:  # a notebook's empty BACKEND parameter: the local engine
+            object.__setattr__(self, "backend", "hf")
+        if self.backend != "hf":
+            self.sampling_backend()  # validates backend, base_url, extra_body now
         if self.sample_workers < 1:
             raise ValueError(f"sample_workers must be >= 1, got {self.sample_workers}")
         if not 0 < self.top_p <= 1:
@@ -141,6 +166,19 @@ class FigureConfig:
                 )
 
     # -- derived --------------------------------------------------------------------------
+    def sampling_backend(self) -> Any:
+        """Return the :class:`~codexlab.sampling.backends.BackendConfig` of the sample stage.
+
+        Raises:
+            ValueError: an unknown backend, ``openai`` without ``base_url``, or
+                ``extra_body`` that is not a JSON object.
+        """
+        from codexlab.sampling.backends import BackendConfig, parse_extra_body
+
+        return BackendConfig(name=self.backend, base_url=self.base_url,
+                             api_key_env=self.api_key_env, max_in_flight=self.max_in_flight,
+                             extra_body=parse_extra_body(self.extra_body))
+
     @property
     def all_temperatures(self) -> tuple[float, ...]:
         """Sorted union of the temperature grid and the scaling temperatures."""
@@ -270,6 +308,9 @@ class FigureConfig:
             f"  scaling T={list(self.scaling_temperatures)}  top_p={self.top_p}"
             f"  max_new_tokens={self.max_new_tokens}  k_max={self.k_max}  seed={self.seed}\n"
             f"store={self.store_path()}  figures={self.figures_dir()}"
+            + (f"\nsampling backend={self.backend}"
+               + (f" at {self.base_url}" if self.base_url else "") if self.backend != "hf" else "")
+            + (f"\nexecution on Ray cluster {self.ray_address}" if self.ray_address else "")
         )
 
 

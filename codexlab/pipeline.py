@@ -121,8 +121,10 @@ def find_set(store: Any, cfg: FigureConfig, model: str, temperature: float) -> s
 
     aliases = _model_aliases(model)
     label = model_label(model)
-    weights = weights_fingerprint(model)
-    healing = default_token_healing(model)
+    # A remote backend's sets carry its name, no weights print (openai) and no healing.
+    remote = cfg.backend != "hf"
+    weights = None if cfg.backend == "openai" else weights_fingerprint(model)
+    healing = 0 if remote else default_token_healing(model)
     problems_sha = _problems_file_sha256(cfg.problems)
     best: tuple[int, str] | None = None
     for s in store.sample_sets():
@@ -134,6 +136,9 @@ def find_set(store: Any, cfg: FigureConfig, model: str, temperature: float) -> s
         # sets without a fingerprint (imported tables, hub models) match by name alone.
         have = (s.get("extra") or {}).get("weights")
         if weights and have and have != weights:
+            continue
+        # Samples of a server or vLLM are not the local engine's, nor the other way round.
+        if (s.get("extra") or {}).get("backend", "hf") != cfg.backend:
             continue
         # Token healing changes what is sampled: never mix sets drawn with and without it.
         if int((s.get("extra") or {}).get("token_healing", 0)) != healing:
@@ -205,21 +210,36 @@ def _default_sample_fn(model: str, problems: dict[str, Any], cfg: FigureConfig, 
                           max_new_tokens=cfg.max_new_tokens, stop=tuple(cfg.stop), seed=cfg.seed)
     # The problems file's hash (not the subset's) keys the set, so a run on a task subset
     # and a later full run share samples.
+    backend = cfg.sampling_backend()
     return sample_to_store(model, problems, scfg, store, progress=progress,
-                           problems_sha256=problems_sha256)
+                           problems_sha256=problems_sha256,
+                           backend=backend if backend.remote else None)
 
 
 def _default_execute_fn(problems: dict[str, Any], samples: list[dict[str, Any]],
                         cfg: FigureConfig, progress: bool) -> list[dict[str, Any]]:
-    """Run samples in the sandbox; return verdict dicts in input order."""
+    """Run samples in the sandbox; return verdict dicts in input order.
+
+    With ``cfg.ray_address`` set the sandbox runs on that Ray cluster's nodes (each call
+    connects, and disconnects unless this process was already connected).
+    """
     import dataclasses
 
     from codexlab.execution import evaluate_samples
 
     # Deduplication changes c for programs whose outcome varies between runs; the config
     # (stored with the run) says which way it ran.
-    verdicts = evaluate_samples(problems, samples, timeout=cfg.timeout, workers=cfg.exec_workers,
-                                progress=progress, dedup=cfg.exec_dedup)
+    if cfg.ray_address:
+        from codexlab.execution.distributed import evaluate_samples_ray
+
+        # Same verdicts as the local path; each one's isolation is that of its node.
+        verdicts = evaluate_samples_ray(problems, samples, address=cfg.ray_address,
+                                        timeout=cfg.timeout, progress=progress,
+                                        dedup=cfg.exec_dedup)
+    else:
+        verdicts = evaluate_samples(problems, samples, timeout=cfg.timeout,
+                                    workers=cfg.exec_workers, progress=progress,
+                                    dedup=cfg.exec_dedup)
     out = []
     for v in verdicts:
         d = v if isinstance(v, dict) else (
@@ -337,7 +357,8 @@ def run_grid(
         # Stage by stage over the whole grid, each with one progress bar counted in samples
         # (every stage resumes per set, so a kill at any point loses at most a batch).
         if "sample" in stages:
-            if sample_fn is _default_sample_fn and cfg.sample_workers > 1:
+            # Worker processes split local CPU decoding; a remote engine batches by itself.
+            if sample_fn is _default_sample_fn and cfg.sample_workers > 1 and cfg.backend == "hf":
                 summary["sampled"] += _sample_parallel(cfg, store, problems,
                                                        pinfo["problems_sha256"], progress)
             else:

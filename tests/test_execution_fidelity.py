@@ -384,7 +384,7 @@ class _ScriptedPool:
     ([V.PASSED], [V.TIMEOUT, V.PASSED], [V.TIMEOUT, V.PASSED, V.TIMEOUT, V.PASSED]),
 ])
 def test_a_timed_out_group_is_run_again_before_its_timeout_is_copied(second, third, expected):
-    from codexlab.execution.pool import _rerun_timeouts
+    from codexlab.execution.pool import rerun_timeouts
 
     jobs = [{"id": 0, "task_id": "T/add", "completion": "x"},
             {"id": 1, "task_id": "T/add", "completion": "y"}]
@@ -393,7 +393,7 @@ def test_a_timed_out_group_is_run_again_before_its_timeout_is_copied(second, thi
     out: list = [None] * 6
     rep = {"timeout_reruns": 0, "split_groups": 0}
     fake = _ScriptedPool(second + third)
-    _rerun_timeouts(fake, jobs, job_idx, results, out, rep)  # type: ignore[arg-type]
+    rerun_timeouts(fake, jobs, job_idx, results, out, rep)  # type: ignore[arg-type]
     assert fake.calls == ([1] if not third else [1, 2])
     for i in (1, 3):
         assert out[i] is None  # the passed group is untouched (copied by the caller)

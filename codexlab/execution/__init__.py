@@ -11,7 +11,9 @@ Layout: ``pool`` (scheduling, consent, dedup, syntax check) → per slot a ``che
 process (runs the trusted tests, decides) and a ``zygote`` fork-server (forks the locked-down
 child); ``codec`` is the plain-data wire format; ``linux`` wraps the kernel primitives;
 ``mutants`` builds known-good/known-bad samples for calibration and benchmarks; ``judge``
-compares whole programs' outputs and call results for APPS-style problems (``stdio`` mode).
+compares whole programs' outputs and call results for APPS-style problems (``stdio`` mode);
+``distributed`` ships batches of jobs to pools on the nodes of a Ray cluster
+(:func:`evaluate_samples_ray`, the optional ``ray`` extra).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ _EXPORTS = {
     "SandboxWarning": "pool",
     "check_consent": "pool",
     "evaluate_samples": "pool",
+    "evaluate_samples_ray": "distributed",
     "probe_isolation": "pool",
     "STATUSES": "verdicts",
     "Verdict": "verdicts",

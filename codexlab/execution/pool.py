@@ -28,7 +28,7 @@ import warnings
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from codexlab.execution import codec
 from codexlab.execution import verdicts as V
@@ -574,17 +574,8 @@ def evaluate_samples(
         KeyError: a sample names a task that is not in ``problems``.
     """
     check_consent(allow_code_exec)
-    if mode not in ("auto", V.MODE_PROXY, V.MODE_IN_SANDBOX):
-        raise ValueError(f"mode must be auto, proxy or in_sandbox, not {mode!r}")
-    missing = sorted({str(s["task_id"]) for s in samples} - set(problems))
-    if missing:
-        raise KeyError(f"{len(missing)} sample task_id(s) not among the problems, e.g. "
-                       f"{missing[:3]}")
+    groups = group_samples(problems, samples, mode=mode, dedup=dedup)
     out: list[V.Verdict | None] = [None] * len(samples)
-    groups: dict[tuple[str, str, int], list[int]] = {}
-    for i, s in enumerate(samples):
-        key = (str(s["task_id"]), str(s["completion"]), -1 if dedup else i)
-        groups.setdefault(key, []).append(i)
     rep = report if report is not None else {}
     rep.update(dedup=bool(dedup), samples=len(samples), programs_run=0, timeout_reruns=0,
                split_groups=0)
@@ -600,9 +591,9 @@ def evaluate_samples(
             p = Pool(min(workers or _cpu_count(), len(groups)), wait=False)
 
     try:
-        jobs, job_idx = _make_jobs(problems, groups, out, first_job, timeout=timeout,
-                                   memory_mb=memory_mb, mode=mode,
-                                   output_limit_mb=output_limit_mb)
+        jobs, job_idx = make_jobs(problems, groups, out, first_job, timeout=timeout,
+                                  memory_mb=memory_mb, mode=mode,
+                                  output_limit_mb=output_limit_mb)
     except BaseException:
         if own and p is not None:
             p.close()
@@ -627,14 +618,48 @@ def evaluate_samples(
             if bar is not None:
                 bar.close()
             rep["programs_run"] = len(jobs)
-            _rerun_timeouts(p, jobs, job_idx, results, out, rep)
+            rerun_timeouts(p, jobs, job_idx, results, out, rep)
         finally:
             if own:
                 p.close()
-        for j in jobs:
-            for i in job_idx[j["id"]]:
-                if out[i] is None:
-                    out[i] = results[j["id"]]
+        fill_verdicts(out, jobs, job_idx, results)
+    return finish_verdicts(out)
+
+
+def group_samples(problems: Mapping[str, Any], samples: Sequence[Mapping[str, Any]], *,
+                  mode: str, dedup: bool) -> dict[tuple[str, str, int], list[int]]:
+    """Check ``mode`` and the task ids; group sample indices by ``(task_id, completion)``.
+
+    With ``dedup=False`` every sample is its own group (the index is part of the key).
+
+    Raises:
+        ValueError: unknown ``mode``.
+        KeyError: a sample names a task that is not in ``problems``.
+    """
+    if mode not in ("auto", V.MODE_PROXY, V.MODE_IN_SANDBOX):
+        raise ValueError(f"mode must be auto, proxy or in_sandbox, not {mode!r}")
+    missing = sorted({str(s["task_id"]) for s in samples} - set(problems))
+    if missing:
+        raise KeyError(f"{len(missing)} sample task_id(s) not among the problems, e.g. "
+                       f"{missing[:3]}")
+    groups: dict[tuple[str, str, int], list[int]] = {}
+    for i, s in enumerate(samples):
+        key = (str(s["task_id"]), str(s["completion"]), -1 if dedup else i)
+        groups.setdefault(key, []).append(i)
+    return groups
+
+
+def fill_verdicts(out: list[V.Verdict | None], jobs: list[dict[str, Any]],
+                  job_idx: list[list[int]], results: Mapping[Any, V.Verdict]) -> None:
+    """Give each job's verdict to every member of its group not already decided (reruns)."""
+    for j in jobs:
+        for i in job_idx[j["id"]]:
+            if out[i] is None:
+                out[i] = results[j["id"]]
+
+
+def finish_verdicts(out: list[V.Verdict | None]) -> list[V.Verdict]:
+    """Return the complete verdict list; syntax errors say the parent's compile decided them."""
     final: list[V.Verdict] = []
     for v in out:
         assert v is not None
@@ -644,9 +669,22 @@ def evaluate_samples(
     return final
 
 
-def _rerun_timeouts(p: Pool, jobs: list[dict[str, Any]], job_idx: list[list[int]],
-                    results: dict[Any, V.Verdict], out: list[V.Verdict | None],
-                    rep: dict[str, Any]) -> None:
+class JobRunner(Protocol):
+    """Anything that runs jobs in the sandbox: a :class:`Pool`, or the Ray runner.
+
+    (:mod:`codexlab.execution.distributed`; it ships the jobs to other machines' pools.)
+    """
+
+    def run(self, jobs: Sequence[dict[str, Any]],
+            on_done: Callable[[dict[str, Any], V.Verdict], None] | None = None
+            ) -> dict[Any, V.Verdict]:
+        """Evaluate ``jobs`` (dicts with an ``id``); return verdicts keyed by id."""
+        ...
+
+
+def rerun_timeouts(p: JobRunner, jobs: list[dict[str, Any]], job_idx: list[list[int]],
+                   results: dict[Any, V.Verdict], out: list[V.Verdict | None],
+                   rep: dict[str, Any]) -> None:
     """Run each timed-out group of identical samples again before its members share it.
 
     A timeout can be transient (a loaded machine). If the second run also times out, the
@@ -685,9 +723,9 @@ def _rerun_timeouts(p: Pool, jobs: list[dict[str, Any]], job_idx: list[list[int]
             out[members_of[job_id]] = v
 
 
-def _make_jobs(problems: Mapping[str, Any], groups: dict[tuple[str, str, int], list[int]],
-               out: list[V.Verdict | None], first_job: Callable[[], None], **settings: Any
-               ) -> tuple[list[dict[str, Any]], list[list[int]]]:
+def make_jobs(problems: Mapping[str, Any], groups: dict[tuple[str, str, int], list[int]],
+              out: list[V.Verdict | None], first_job: Callable[[], None], **settings: Any
+              ) -> tuple[list[dict[str, Any]], list[list[int]]]:
     """Fill ``out`` with syntax-error verdicts; return the jobs for the rest (one per group).
 
     ``first_job`` is called once, when the first sample that needs the sandbox is found.

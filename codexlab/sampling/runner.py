@@ -184,6 +184,7 @@ def sample_to_store(
     model_and_tokenizer: tuple[Any, Any] | None = None,
     commit_every_s: float = 5.0,
     commit_rows: int = 256,
+    backend: Any = None,
 ) -> str:
     """Draw the samples a store lacks for ``(model, problems, cfg)``; return the set id.
 
@@ -207,9 +208,17 @@ def sample_to_store(
         model_and_tokenizer: An already-loaded pair to use instead of loading.
         commit_every_s: Commit buffered samples at least this often.
         commit_rows: ... or once this many are buffered.
+        backend: A :class:`~codexlab.sampling.backends.BackendConfig` naming the engine
+            (``hf``, ``openai``, ``vllm``); None means ``hf``, the local engine. Remote
+            backends add ``backend`` (and the served model id) to the set's key, resolve
+            ``token_healing=None`` to off and refuse it on, and draw each sample with its own
+            seed (:func:`~codexlab.sampling.backends.sample_seed`).
 
     Returns:
         The sample set id (``store.samples(set_id)`` reads the rows).
+
+    Raises:
+        BackendError: a remote backend cannot sample as asked (its message says why).
     """
     from codexlab.store import Store
 
@@ -219,7 +228,8 @@ def sample_to_store(
         return _sample_into(st, model_name_or_path, problems, cfg, progress=progress,
                             problems_sha256=problems_sha256,
                             model_and_tokenizer=model_and_tokenizer,
-                            commit_every_s=commit_every_s, commit_rows=commit_rows)
+                            commit_every_s=commit_every_s, commit_rows=commit_rows,
+                            backend=backend)
     finally:
         if own:
             st.close()
@@ -228,10 +238,20 @@ def sample_to_store(
 def _sample_into(st: Any, model_name_or_path: str, problems: Mapping[str, Any],
                  cfg: SamplingConfig, *, progress: bool, problems_sha256: str | None,
                  model_and_tokenizer: tuple[Any, Any] | None, commit_every_s: float,
-                 commit_rows: int) -> str:
+                 commit_rows: int, backend: Any = None) -> str:
     """Body of :func:`sample_to_store` with an open store."""
+    remote = backend is not None and backend.remote
+    if remote and cfg.token_healing is None:
+        # An API cannot constrain the first token; "default" means off for remote engines.
+        cfg = cfg.replace(token_healing=0)
     cfg = resolve_token_healing(cfg, model_name_or_path)
     extra = sample_set_extra(cfg, model_name_or_path)
+    if remote:
+        if backend.name == "openai":
+            # The server's weights are not this machine's folder of the same name: only the
+            # served id identifies them (vllm loads the local folder, so it keeps the print).
+            extra.pop("weights", None)
+        extra.update(backend.key_fields(model_name_or_path))
     set_id = st.ensure_sample_set(
         model=model_key(model_name_or_path), temperature=cfg.temperature, top_p=cfg.top_p,
         seed=cfg.seed, max_new_tokens=cfg.max_new_tokens, stop=list(cfg.stop),
@@ -240,6 +260,10 @@ def _sample_into(st: Any, model_name_or_path: str, problems: Mapping[str, Any],
     missing = st.missing_indices(set_id, list(problems), cfg.n)
     if not missing:
         return set_id
+    if remote:
+        return _sample_remote(st, set_id, backend, model_name_or_path, problems, missing, cfg,
+                              progress=progress, problems_sha256=problems_sha256,
+                              commit_every_s=commit_every_s, commit_rows=commit_rows)
     if model_and_tokenizer is None:
         model, tokenizer = load_model(model_name_or_path, device=cfg.device, dtype=cfg.dtype)
     else:
@@ -295,5 +319,69 @@ def _sample_into(st: Any, model_name_or_path: str, problems: Mapping[str, Any],
                         "shared_prefix": engine.shared_prefix,
                         "token_healing": engine.token_healing,
                         "healed_prompts": s.get("healed_prompts", 0)})
+        st.finish_run(run_id, status=status, summary=summary)
+    return set_id
+
+
+def _commit_stream(st: Any, set_id: str, run_id: str, rows: Any, *, commit_every_s: float,
+                   commit_rows: int) -> int:
+    """Add ``rows`` to the store in transactions of ``commit_rows`` or ``commit_every_s``.
+
+    Whatever happens (an error, ``KeyboardInterrupt``), the rows already received are
+    committed before the exception propagates. Returns the number of rows added.
+    """
+    buf: list[dict[str, Any]] = []
+    last = time.monotonic()
+    added = 0
+    try:
+        for row in rows:
+            buf.append(row)
+            if len(buf) >= commit_rows or time.monotonic() - last >= commit_every_s:
+                added += st.add_samples(set_id, buf, run_id)
+                buf = []
+                last = time.monotonic()
+    finally:
+        if buf:
+            added += st.add_samples(set_id, buf, run_id)
+    return added
+
+
+def _sample_remote(st: Any, set_id: str, backend: Any, model_name_or_path: str,
+                   problems: Mapping[str, Any], missing: Mapping[str, list[int]],
+                   cfg: SamplingConfig, *, progress: bool, problems_sha256: str | None,
+                   commit_every_s: float, commit_rows: int) -> str:
+    """Draw the missing samples with a remote backend (``openai``/``vllm``) into the store."""
+    from codexlab.provenance import collect
+    from codexlab.sampling.backends import open_backend
+
+    sampler = open_backend(backend, model_name_or_path, cfg)
+    todo_problems = {t: problems[t] for t in missing}
+    todo = sum(len(v) for v in missing.values())
+    config = {"model": model_name_or_path, "set_id": set_id, "sampling": cfg.to_dict(),
+              "backend": sampler.describe(), "tasks": len(missing), "todo": todo}
+    prov = collect(extra={"engine_mode": f"backend:{backend.name}",
+                          "backend": sampler.describe(), "problems_sha256": problems_sha256})
+    run_id = st.start_run(kind="sample", config=config, provenance=prov)
+    status, summary = "failed", {}
+    added = 0
+    try:
+        added = _commit_stream(st, set_id, run_id,
+                               sampler.run(todo_problems, missing, progress=progress),
+                               commit_every_s=commit_every_s, commit_rows=commit_rows)
+        status = "done"
+    except KeyboardInterrupt:
+        status = "interrupted"
+        raise
+    except BaseException as exc:
+        summary["error"] = f"{type(exc).__name__}: {exc}"
+        raise
+    finally:
+        s = sampler.stats
+        rate = round(s["tokens"] / s["seconds"], 1) if s["seconds"] else None
+        got = int(s.get("samples", 0))
+        summary.update({"added": added if status == "done" else got, "todo": todo,
+                        "tokens": s["tokens"], "seconds": round(s["seconds"], 3),
+                        "tokens_per_s": rate, "requests": s.get("requests", 0),
+                        "retries": s.get("retries", 0), "engine_mode": f"backend:{backend.name}"})
         st.finish_run(run_id, status=status, summary=summary)
     return set_id
