@@ -54,7 +54,7 @@ from codexlab.execution.pool import (
     finish_verdicts,
     group_samples,
     make_jobs,
-    rerun_timeouts,
+    run_jobs,
 )
 
 #: What to run when Ray is missing (the optional extra in pyproject.toml).
@@ -331,24 +331,8 @@ def evaluate_samples_ray(
             rep["batch_size"] = size
             runner = _RayRunner(ray, batch_size=size, cpus_per_task=cpus_per_task,
                                 retries=retries, report=rep)
-            bar = None
-            if progress:
-                from tqdm.auto import tqdm
-
-                bar = tqdm(total=len(samples), unit="sample", desc="evaluate (ray)",
-                           file=sys.stderr, initial=len(samples) - sum(map(len, job_idx)))
-
-            def done(job: dict[str, Any], v: V.Verdict) -> None:
-                if bar is not None:
-                    bar.update(len(job_idx[job["id"]]))
-
-            try:
-                results = runner.run(jobs, done)
-            finally:
-                if bar is not None:
-                    bar.close()
-            rep["programs_run"] = len(jobs)
-            rerun_timeouts(runner, jobs, job_idx, results, out, rep)
+            results = run_jobs(runner, jobs, job_idx, out, rep, progress=progress,
+                               desc="evaluate (ray)")
         finally:
             if own:
                 ray.shutdown()

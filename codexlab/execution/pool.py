@@ -603,27 +603,43 @@ def evaluate_samples(
         try:
             p.wait_ready()
             _warn_missing(p)
-            bar = None
-            if progress:
-                from tqdm.auto import tqdm
-
-                bar = tqdm(total=len(samples), unit="sample", desc="evaluate",
-                           file=sys.stderr, initial=len(samples) - sum(map(len, job_idx)))
-
-            def done(job: dict[str, Any], v: V.Verdict) -> None:
-                if bar is not None:
-                    bar.update(len(job_idx[job["id"]]))
-
-            results = p.run(jobs, done)
-            if bar is not None:
-                bar.close()
-            rep["programs_run"] = len(jobs)
-            rerun_timeouts(p, jobs, job_idx, results, out, rep)
+            results = run_jobs(p, jobs, job_idx, out, rep, progress=progress, desc="evaluate")
         finally:
             if own:
                 p.close()
         fill_verdicts(out, jobs, job_idx, results)
     return finish_verdicts(out)
+
+
+def run_jobs(runner: JobRunner, jobs: list[dict[str, Any]], job_idx: list[list[int]],
+             out: list[V.Verdict | None], rep: dict[str, Any], *, progress: bool,
+             desc: str) -> dict[Any, V.Verdict]:
+    """Run the sandbox jobs with a progress bar counted in samples, then rerun timeouts.
+
+    The bar starts at the samples already decided (syntax errors, ``None`` entries of
+    ``out`` are the ones to run); ``rep["programs_run"]`` and the rerun counters of
+    :func:`rerun_timeouts` are filled in. Returns the verdicts of the first pass by job id.
+    """
+    total = len(out)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=total, unit="sample", desc=desc, file=sys.stderr,
+                   initial=total - sum(map(len, job_idx)))
+
+    def done(job: dict[str, Any], v: V.Verdict) -> None:
+        if bar is not None:
+            bar.update(len(job_idx[job["id"]]))
+
+    try:
+        results = runner.run(jobs, done)
+    finally:
+        if bar is not None:
+            bar.close()
+    rep["programs_run"] = len(jobs)
+    rerun_timeouts(runner, jobs, job_idx, results, out, rep)
+    return results
 
 
 def group_samples(problems: Mapping[str, Any], samples: Sequence[Mapping[str, Any]], *,
