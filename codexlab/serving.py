@@ -30,7 +30,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 #: Request fields that turn llama.cpp's own sampling defaults off, leaving the Codex
@@ -52,6 +52,7 @@ class Server:
         pid: The server process id.
         gguf: The GGUF file it serves.
         log: The file that holds the server's stdout and stderr.
+        process: The server process (``running()`` says whether it still is).
     """
 
     base_url: str
@@ -59,6 +60,11 @@ class Server:
     pid: int
     gguf: Path
     log: Path
+    process: subprocess.Popen = field(repr=False, compare=False)
+
+    def running(self) -> bool:
+        """Return True while the server process is alive."""
+        return self.process.poll() is None
 
 
 def gguf_cache_dir() -> Path:
@@ -88,9 +94,19 @@ def exported_gguf(model: str, cache_dir: str | Path | None = None) -> Path:
     return path
 
 
-def _free_port() -> int:
+def _free_port(port: int = 0) -> int:
+    """Return ``port`` if nothing listens on it on 127.0.0.1 (any free port for 0).
+
+    Raises:
+        ServerError: ``port`` is taken (another server's answers would pass for ours).
+    """
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
+        try:
+            s.bind(("127.0.0.1", int(port)))
+        except OSError:
+            raise ServerError(f"port {port} on 127.0.0.1 is in use (another server?); "
+                              "choose another with --port, or --port 0 for any free one"
+                              ) from None
         return int(s.getsockname()[1])
 
 
@@ -109,7 +125,8 @@ def llama_cpp_server(model: str, *, port: int = 0, threads: int = 1, n_ctx: int 
 
     Args:
         model: Built-in name or Llama-layout model folder (exported to GGUF once, cached).
-        port: TCP port on 127.0.0.1; 0 picks a free one.
+        port: TCP port on 127.0.0.1; 0 picks a free one. A port in use is refused (another
+            server's answers would pass for this model's).
         threads: CPU threads of the server.
         n_ctx: Context length in tokens (prompt + completion).
         api_key_env: Name of an environment variable holding an API key the server will
@@ -121,8 +138,9 @@ def llama_cpp_server(model: str, *, port: int = 0, threads: int = 1, n_ctx: int 
         The running :class:`Server`.
 
     Raises:
-        ServerError: llama-cpp-python[server] is missing, or the server exited or did not
-            answer in time (the message quotes its log).
+        ServerError: llama-cpp-python[server] is missing, the model cannot be exported, the
+            port is in use, or the server exited or did not answer in time (the message
+            quotes its log).
     """
     try:
         import llama_cpp  # noqa: F401
@@ -130,12 +148,17 @@ def llama_cpp_server(model: str, *, port: int = 0, threads: int = 1, n_ctx: int 
     except ImportError as exc:
         raise ServerError("serving needs llama-cpp-python with its server extra: pip install "
                           "'codexlab[serve]' (it compiles llama.cpp, a few minutes)") from exc
-    gguf = exported_gguf(model)
-    port = port or _free_port()
+    try:
+        gguf = exported_gguf(model)
+    except (KeyError, ValueError, OSError) as exc:
+        # Unknown name, not a Llama folder, unsupported tokenizer: one line, not a traceback.
+        msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        raise ServerError(f"cannot serve {model!r}: {msg}") from None
+    port = _free_port(port)
     alias = Path(model).name if os.sep in model else model
     logs = Path(log_dir) if log_dir else gguf.parent
     logs.mkdir(parents=True, exist_ok=True)
-    log = logs / f"llama-server-{port}.log"
+    log = logs / f"llama-server-{port}-{os.getpid()}.log"
     env = dict(os.environ)
     if api_key_env:
         key = os.environ.get(api_key_env, "")
@@ -164,14 +187,20 @@ def llama_cpp_server(model: str, *, port: int = 0, threads: int = 1, n_ctx: int 
                 if api_key_env:
                     req.add_header("Authorization", f"Bearer {env['API_KEY']}")
                 with urllib.request.urlopen(req, timeout=2) as r:
-                    json.loads(r.read())
-                break
+                    served = [m.get("id") for m in json.loads(r.read()).get("data", [])]
+                # Ours, not a server that took the port between the check and the start.
+                if proc.poll() is None and alias in served:
+                    break
+                if proc.poll() is not None:
+                    continue  # reported at the top of the loop, with the log
+                raise ServerError(f"the server on {base} serves {served}, not {alias!r}")
             except (urllib.error.URLError, OSError, ValueError):
                 if time.monotonic() > deadline:
                     raise ServerError(f"the llama.cpp server did not answer on {base} within "
                                       f"{startup_timeout_s:.0f} s:\n{_tail(log)}") from None
                 time.sleep(0.25)
-        yield Server(base_url=base, served_model=alias, pid=proc.pid, gguf=gguf, log=log)
+        yield Server(base_url=base, served_model=alias, pid=proc.pid, gguf=gguf, log=log,
+                     process=proc)
     finally:
         if proc.poll() is None:
             proc.terminate()

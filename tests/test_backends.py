@@ -81,7 +81,7 @@ def test_backend_config_validates_and_keys() -> None:
         BackendConfig(name="tgi")
     with pytest.raises(ValueError, match="needs base_url"):
         BackendConfig(name="openai")
-    with pytest.raises(ValueError, match="max_in_flight must be >= 1"):
+    with pytest.raises(ValueError, match="max_in_flight \\(--max-in-flight\\) must be >= 1"):
         BackendConfig(name="openai", base_url="http://x/v1", max_in_flight=0)
     b = BackendConfig(name="openai", base_url="http://127.0.0.1:1/v1", served_model="m",
                       extra_body={"top_k": 0})
@@ -143,6 +143,8 @@ class Script:
         self.ignore_n = False
         self.no_logprobs = False
         self.refuse = False
+        self.models: list[str] | None = None  # None: no GET /v1/models (501)
+        self.status: int | None = None  # answer every POST with this HTTP status
 
     def completion(self, body: dict[str, Any]) -> dict[str, Any]:
         n = 1 if self.ignore_n else int(body.get("n", 1))
@@ -173,6 +175,12 @@ def _handler(script: Script) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(payload)
 
+        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            if script.models is None or not self.path.endswith("/models"):
+                return self._send(501, b'{"error": {"message": "not here"}}')
+            self._send(200, json.dumps({"object": "list", "data": [
+                {"id": m, "object": "model"} for m in script.models]}).encode())
+
         def do_POST(self) -> None:  # noqa: N802 - http.server's naming
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             with script.lock:
@@ -185,6 +193,8 @@ def _handler(script: Script) -> type[BaseHTTPRequestHandler]:
                 return self._send(500, b'{"error": {"message": "boom"}}')
             if fault == "sleep":
                 time.sleep(1.5)
+            if script.status:
+                return self._send(script.status, b'{"error": {"message": "nope"}}')
             if script.refuse:
                 return self._send(400, json.dumps({"error": {
                     "message": "seed is not supported by this server"}}).encode())
@@ -359,6 +369,9 @@ def test_cli_sample_with_openai_backend(fake_server, tmp_path, capsys) -> None:
     rc = main(["sample", "--model", "m", "--temperature", "0.8", "--n", "1", "--tasks", "0",
                "--out", str(out), "--store", str(tmp_path / "st.sqlite"), "--backend", "openai"])
     assert rc == 2 and "needs base_url (--base-url)" in capsys.readouterr().err
+    rc = main(["sample", "--model", "m", "--temperature", "0.8", "--n", "1", "--tasks", "0",
+               "--out", str(out), "--store", str(tmp_path / "st.sqlite"), "--base-url", url])
+    assert rc == 2 and "are for --backend openai" in capsys.readouterr().err
 
 
 def _have_vllm_gpu() -> str:
@@ -412,3 +425,25 @@ def test_cli_figures_refuses_openai_without_base_url(capsys) -> None:
     assert rc == 2
     err = capsys.readouterr().err
     assert err.startswith("codexlab figures: the openai backend needs base_url")
+
+
+def test_openai_backend_hints_name_the_fix(fake_server, tmp_path, monkeypatch) -> None:
+    script, url = fake_server
+    cfg = SamplingConfig(n=1, temperature=0.8, max_new_tokens=8)
+    one = {"T/0": PROBLEMS["T/0"]}
+    # A server that lists its models and not ours: refused before any sample is drawn.
+    script.models = ["codex-mini-3m"]
+    with pytest.raises(BackendError, match=r"serves \['codex-mini-3m'\], not 'served'"):
+        sample_to_store("m", one, cfg, tmp_path / "a.sqlite", progress=False,
+                        backend=_backend(url))
+    assert script.requests == []
+    script.models = ["served"]
+    monkeypatch.delenv("NO_SUCH_KEY_VAR", raising=False)
+    script.status = 401
+    with pytest.raises(BackendError, match=r"HTTP 401.*\$NO_SUCH_KEY_VAR.*not set here"):
+        sample_to_store("m", one, cfg, tmp_path / "b.sqlite", progress=False,
+                        backend=_backend(url, api_key_env="NO_SUCH_KEY_VAR"))
+    script.status = 404
+    with pytest.raises(BackendError, match=r"HTTP 404.*ending in /v1"):
+        sample_to_store("m", one, cfg, tmp_path / "c.sqlite", progress=False,
+                        backend=_backend(url))

@@ -165,3 +165,50 @@ def test_codexlab_serve_prints_a_working_command_and_stops_on_ctrl_c(tmp_path) -
         proc.send_signal(signal.SIGINT)
         rc = proc.wait(timeout=30)
     assert rc == 0
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    # A zombie still answers kill(0): look at its state.
+    with open(f"/proc/{pid}/stat") as fh:
+        return fh.read().split(")")[-1].split()[0] == "Z"
+
+
+def test_codexlab_serve_refuses_a_taken_port_and_stops_its_server_on_sigterm(tmp_path) -> None:
+    import re
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    env = dict(os.environ, CODEXLAB_CACHE_DIR=str(tmp_path))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        r = subprocess.run([sys.executable, "-m", "codexlab", "serve", "codex-mini-0.1m",
+                            "--port", str(port)], capture_output=True, text=True, env=env,
+                           timeout=120)
+    assert r.returncode == 2 and f"port {port} on 127.0.0.1 is in use" in r.stderr
+    r = subprocess.run([sys.executable, "-m", "codexlab", "serve", "codex-mini-0.2m"],
+                       capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 2 and r.stderr.startswith("codexlab serve: cannot serve")
+    assert "Traceback" not in r.stderr
+
+    proc = subprocess.Popen([sys.executable, "-m", "codexlab", "serve", "codex-mini-0.1m",
+                             "--port", "0"], stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        first = proc.stdout.readline()
+        child = int(re.search(r"\(pid (\d+)", first).group(1))
+        assert not _gone(child)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+    deadline = time.monotonic() + 15
+    while not _gone(child) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _gone(child), "SIGTERM to codexlab serve left its llama.cpp server running"

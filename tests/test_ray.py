@@ -412,3 +412,19 @@ def test_nodes_with_missing_layers_or_other_checker_code_are_warned_about():
         _warn_nodes(nodes)
     got = {(w.category, "n2" in str(w.message)) for w in rec}
     assert got == {(SandboxWarning, True), (RuntimeWarning, True)}  # n1 is fine: no warning
+
+
+def test_an_address_with_no_cluster_fails_in_seconds(problems):
+    """ray.init would retry a dead HOST:PORT for minutes; the probe answers at once."""
+    import time
+
+    pytest.importorskip("ray")
+    from codexlab.execution.distributed import evaluate_samples_ray
+
+    samples = [{"task_id": "HumanEval/0", "completion": "    return True\n"}]
+    t0 = time.monotonic()
+    with pytest.raises(ConnectionError, match="no Ray cluster at '127.0.0.1:1'.*ray start --head"):
+        evaluate_samples_ray(problems, samples, address="127.0.0.1:1", progress=False)
+    assert time.monotonic() - t0 < 30
+    with pytest.raises(ConnectionError, match="is not HOST:PORT"):
+        evaluate_samples_ray(problems, samples, address="nonsense", progress=False)

@@ -167,6 +167,9 @@ def run(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
+    if args.backend == "hf" and (args.base_url or args.extra_body or args.served_model):
+        return fail("--base-url, --served-model and --extra-body are for --backend openai "
+                    "(or vllm); the default backend hf samples in this process")
     try:
         backend = BackendConfig(
             name=args.backend, base_url=args.base_url or "", api_key_env=args.api_key_env,

@@ -36,11 +36,15 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     """Execute ``codexlab serve``."""
     import json
+    import signal
     import sys
     import time
 
     from codexlab.serving import LLAMA_CPP_CODEX_FIELDS, ServerError, llama_cpp_server
 
+    # `kill`, `timeout` and service managers send SIGTERM: leave through the context manager,
+    # which stops the llama.cpp child, instead of dying and orphaning it.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         with llama_cpp_server(args.model, port=args.port, threads=args.threads,
                               n_ctx=args.n_ctx, api_key_env=args.api_key_env) as srv:
@@ -53,8 +57,11 @@ def run(args: argparse.Namespace) -> int:
                   # One slot, and KV reuse only for the last prompt: 1 in flight is fastest.
                   "--max-in-flight 1 "
                   "--temperature 0.8 --n 10 --out samples.jsonl", flush=True)
-            while True:
-                time.sleep(3600)
+            while srv.running():
+                time.sleep(1)
+            print(f"codexlab serve: the llama.cpp server exited with "
+                  f"{srv.process.returncode}; its log: {srv.log}", file=sys.stderr)
+            return 2
     except ServerError as exc:
         print(f"codexlab serve: {exc}", file=sys.stderr)
         return 2

@@ -218,18 +218,42 @@ def _connect(ray: Any, address: str | None) -> bool:
     if ray.is_initialized():
         return False
     addr = (address or "").strip() or "auto"
+    hint = ("Start one with `ray start --head` (and `ray start --address=HEAD:PORT` on each "
+            "other machine) and pass its HEAD:PORT, or use `--ray local` (address='local') for "
+            "this machine only")
+    if addr not in ("auto", "local"):
+        # ray.init retries an address where nothing listens for as long as it likes (minutes,
+        # measured); a plain TCP connect answers in seconds.
+        _probe(addr, hint)
     kwargs: dict[str, Any] = {"address": addr, "logging_level": logging.WARNING}
     if addr == "local":
         kwargs["include_dashboard"] = False
     try:
         ray.init(**kwargs)
     except (ConnectionError, TimeoutError, RuntimeError, ValueError) as exc:
+        token = Path.home() / ".ray" / "auth_token"
+        auth = (f" If that cluster was started while {token} existed, it requires token "
+                "authentication: set RAY_AUTH_MODE=token here too." if token.exists()
+                and not os.environ.get("RAY_AUTH_MODE") else "")
         raise ConnectionError(
-            f"cannot connect to a Ray cluster at {addr!r}: {type(exc).__name__}: {exc}. Start "
-            "one with `ray start --head` (and `ray start --address=HEAD:PORT` on each other "
-            "machine), pass its HEAD:PORT, or use address='local' for this machine only"
-        ) from exc
+            f"cannot connect to a Ray cluster at {addr!r}: {type(exc).__name__}: "
+            f"{str(exc).strip().rstrip('.')}. {hint}.{auth}") from exc
     return True
+
+
+def _probe(addr: str, hint: str, timeout_s: float = 5.0) -> None:
+    """Raise ConnectionError unless something accepts TCP connections at ``addr``."""
+    hostport = addr.split("://", 1)[-1].rstrip("/")
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        raise ConnectionError(f"Ray address {addr!r} is not HOST:PORT (e.g. 10.0.0.5:6379), "
+                              "'auto' or 'local'")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s):
+            pass
+    except OSError as exc:
+        raise ConnectionError(f"no Ray cluster at {addr!r}: nothing accepts connections there "
+                              f"({exc.strerror or exc}). {hint}") from None
 
 
 def _auto_batch_size(ray: Any, n_jobs: int, cpus_per_task: int) -> int:

@@ -120,9 +120,10 @@ class BackendConfig:
                              "http://127.0.0.1:8000/v1")
         for name in ("max_in_flight", "samples_per_request", "tensor_parallel_size"):
             if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+                flag = "--" + name.replace("_", "-")
+                raise ValueError(f"{name} ({flag}) must be >= 1, got {getattr(self, name)}")
         if int(self.max_retries) < 0:
-            raise ValueError(f"max_retries must be >= 0, got {self.max_retries}")
+            raise ValueError(f"max_retries (--max-retries) must be >= 0, got {self.max_retries}")
         if not self.request_timeout_s > 0:
             raise ValueError(f"request_timeout_s must be > 0, got {self.request_timeout_s}")
         if not isinstance(self.extra_body, Mapping):

@@ -20,6 +20,7 @@ it is a transient failure of a proxy or server, not an answer.
 
 from __future__ import annotations
 
+import os
 import random
 import threading
 import time
@@ -89,6 +90,47 @@ class OpenAISampler:
             params["stop"] = list(cfg.stop)
         return params
 
+    def _hint(self, status: int) -> str:
+        """Return what to check for an HTTP error status."""
+        env = self.backend.api_key_env
+        if status in (401, 403):
+            state = "set" if os.environ.get(env) else "not set"
+            return (f"The API key is read from ${env} (--api-key-env), which is {state} here; "
+                    "set it to the key the server expects")
+        if status == 404:
+            return ("Is --base-url the API root, ending in /v1 (e.g. http://HOST:8000/v1), and "
+                    f"does the server serve {self.model!r} (--served-model)?")
+        return ("Check --served-model, and that the server accepts the fields sent (n, "
+                "temperature, top_p, max_tokens, stop, logprobs, seed, and --extra-body)")
+
+    def check_model(self) -> None:
+        """Refuse a server whose model list does not hold the served id.
+
+        A server that ignores the ``model`` field (llama.cpp does) would otherwise answer
+        with whatever it serves, stored under a name it is not. Servers without
+        ``/v1/models`` are not checked.
+
+        Raises:
+            BackendError: the server lists models and the served id is not among them, or
+                it refuses the key (401/403).
+        """
+        import openai
+
+        try:
+            listed = [m.id for m in self.client.with_options(max_retries=0).models.list()]
+        except openai.APIStatusError as exc:
+            if exc.status_code in (401, 403):
+                raise BackendError(f"server {self.backend.base_url} refused the API key "
+                                   f"(HTTP {exc.status_code}). {self._hint(exc.status_code)}"
+                                   ) from None
+            return  # no model list here: nothing to check against
+        except (openai.APIConnectionError, openai.APITimeoutError):
+            return  # the first request reports an unreachable server, with its retries
+        if listed and self.model not in listed:
+            raise BackendError(
+                f"server {self.backend.base_url} serves {listed}, not {self.model!r}: pass the "
+                "served id as --served-model (or --model)")
+
     def request(self, task_id: str, prompt: str, idxs: list[int]) -> list[dict[str, Any]]:
         """Draw the samples ``idxs`` of one task in one request; return their rows.
 
@@ -134,9 +176,7 @@ class OpenAISampler:
                 # 408/409/429/5xx were already retried by the client; the rest is an answer.
                 raise BackendError(
                     f"{where} refused the request for {task_id} (HTTP {exc.status_code}): "
-                    f"{_message(exc)}. Check --served-model, and that the server accepts "
-                    "the fields sent (n, temperature, top_p, max_tokens, stop, logprobs, "
-                    "seed, and --extra-body)") from None
+                    f"{_message(exc)}. {self._hint(exc.status_code)}") from None
             except (openai.APIConnectionError, openai.APITimeoutError) as exc:
                 raise BackendError(
                     f"cannot reach {where} after {attempts} attempt(s): {exc}. Is the server "
@@ -160,6 +200,7 @@ class OpenAISampler:
         rows already yielded stay valid, requests not yet sent are never sent, and requests in
         flight are abandoned (their samples stay missing and a rerun draws them).
         """
+        self.check_model()
         group = int(self.backend.samples_per_request)
         items = work_items(problems, indices, group)
         total = sum(len(list(v)) for v in indices.values())
