@@ -45,6 +45,8 @@ def run(args: argparse.Namespace) -> int:
     # `kill`, `timeout` and service managers send SIGTERM: leave through the context manager,
     # which stops the llama.cpp child, instead of dying and orphaning it.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    # A shell starts background jobs with SIGINT ignored; `kill -INT` should still stop us.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         with llama_cpp_server(args.model, port=args.port, threads=args.threads,
                               n_ctx=args.n_ctx, api_key_env=args.api_key_env) as srv:
