@@ -58,7 +58,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         rc = args._run(args)
     except KeyboardInterrupt:
-        print("interrupted; completed work is kept in the store, rerun to resume", file=sys.stderr)
+        if args.command == "evaluate" and not getattr(args, "store", None):
+            # Without --store, evaluate keeps its verdicts in memory until it writes them.
+            print("interrupted; nothing was written (pass --store to keep finished verdicts "
+                  "across an interrupt)", file=sys.stderr)
+        else:
+            print("interrupted; completed work is kept in the store, rerun to resume",
+                  file=sys.stderr)
         return 130
     return int(rc or 0)
 

@@ -447,3 +447,26 @@ def test_openai_backend_hints_name_the_fix(fake_server, tmp_path, monkeypatch) -
     with pytest.raises(BackendError, match=r"HTTP 404.*ending in /v1"):
         sample_to_store("m", one, cfg, tmp_path / "c.sqlite", progress=False,
                         backend=_backend(url))
+
+
+def test_cli_interrupt_says_what_is_kept(monkeypatch, capsys, tmp_path) -> None:
+    import codexlab.commands.evaluate as ev
+    from codexlab.cli import main
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ev, "run", interrupted)
+    assert main(["evaluate", str(tmp_path / "s.jsonl")]) == 130
+    assert "nothing was written (pass --store" in capsys.readouterr().err
+    assert main(["evaluate", str(tmp_path / "s.jsonl"), "--store", str(tmp_path / "x")]) == 130
+    assert "completed work is kept in the store" in capsys.readouterr().err
+
+
+def test_cli_figures_no_run_notes_that_backend_and_ray_do_nothing(capsys) -> None:
+    from codexlab.cli import main
+
+    rc = main(["figures", "--no-run", "--no-notebooks", "--backend", "openai",
+               "--base-url", "http://127.0.0.1:1/v1", "--ray", "127.0.0.1:1"])
+    assert rc == 0
+    assert "--no-run samples and executes nothing" in capsys.readouterr().err

@@ -129,6 +129,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"codexlab figures: {msg}", file=sys.stderr)
         return 2
     if not args.run_grid:
+        if args.backend != "hf" or args.ray:
+            # Re-plotting reads stored results: no sampling or execution to send anywhere.
+            print("codexlab figures: note: --no-run samples and executes nothing, so "
+                  "--backend and --ray only choose which stored sets are read", file=sys.stderr)
         stored = pipeline.load_results(cfg)
         # --no-run with named models: each must have results to re-plot, or every figure
         # would be drawn empty and the run would still say ok.

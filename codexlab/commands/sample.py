@@ -185,6 +185,11 @@ def run(args: argparse.Namespace) -> int:
                         "engine cannot constrain the first sampled token")
         cfg = cfg.replace(token_healing=0)
     cfg = resolve_token_healing(cfg, args.model)
+    if args.quiet:
+        # --quiet means no bars at all, transformers' weight-loading bar included.
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
     store_path = Path(args.store) if args.store else default_store_path()
     store = Store(store_path)
     runs_before = {r["run_id"] for r in store.runs()}
