@@ -48,13 +48,13 @@ from typing import Any
 
 from codexlab.execution import verdicts as V
 from codexlab.execution.pool import (
-    SandboxWarning,
     check_consent,
     fill_verdicts,
     finish_verdicts,
     group_samples,
     make_jobs,
     run_jobs,
+    warn_missing_layers,
 )
 
 #: What to run when Ray is missing (the optional extra in pyproject.toml).
@@ -374,13 +374,7 @@ def _warn_nodes(nodes: Mapping[str, Mapping[str, Any]]) -> None:
     for node_id, info in nodes.items():
         where = f"Ray node {info.get('hostname')} ({node_id[:12]})"
         miss = info.get("missing") or {}
-        key = f"{node_id}:{sorted(miss.items())}"
-        if miss and key not in _warned:
-            _warned.add(key)
-            text = "; ".join(f"{k}: {v}" for k, v in sorted(miss.items()))
-            warnings.warn(f"sandbox isolation layers missing on {where}: {text}. See "
-                          "SECURITY.md for what each layer contains.", SandboxWarning,
-                          stacklevel=3)
+        warn_missing_layers(miss, where, f"{node_id}:{sorted(miss.items())}", stacklevel=3)
         if info.get("fingerprint") != mine and f"{node_id}:fp" not in _warned:
             _warned.add(f"{node_id}:fp")
             warnings.warn(f"{where} runs different sandbox/checker code than this machine "

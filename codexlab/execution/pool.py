@@ -769,13 +769,25 @@ def make_jobs(problems: Mapping[str, Any], groups: dict[tuple[str, str, int], li
 
 def _warn_missing(p: Pool) -> None:
     miss = p.missing_layers()
-    key = json.dumps(miss, sort_keys=True)
-    if miss and key not in _warned:
+    warn_missing_layers(miss, "this machine", json.dumps(miss, sort_keys=True), stacklevel=4)
+
+
+def warn_missing_layers(missing: Mapping[str, str], where: str, key: str, *,
+                        stacklevel: int = 2) -> None:
+    """Warn, once per ``key`` and process, that isolation layers are missing on ``where``.
+
+    Args:
+        missing: Layer name -> why it is missing (empty: no warning).
+        where: The machine, as the message names it (``"this machine"``, a Ray node).
+        key: Identifies what was warned about, so the same machine is not warned twice.
+        stacklevel: As for :func:`warnings.warn`, counted from the caller of this function.
+    """
+    if missing and key not in _warned:
         _warned.add(key)
-        text = "; ".join(f"{k}: {v}" for k, v in sorted(miss.items()))
-        warnings.warn(f"sandbox isolation layers missing on this machine: {text}. "
+        text = "; ".join(f"{k}: {v}" for k, v in sorted(missing.items()))
+        warnings.warn(f"sandbox isolation layers missing on {where}: {text}. "
                       "See SECURITY.md for what each layer contains.", SandboxWarning,
-                      stacklevel=3)
+                      stacklevel=stacklevel + 1)
 
 
 _probe_cache: dict[str, Any] | None = None

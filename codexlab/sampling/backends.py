@@ -46,7 +46,7 @@ from typing import Any
 import numpy as np
 
 from codexlab.sampling.rng import task_key
-from codexlab.sampling.text import find_stop
+from codexlab.sampling.text import find_stop, prompt_text
 
 #: The backends :func:`open_backend` knows.
 BACKENDS: tuple[str, ...] = ("hf", "openai", "vllm")
@@ -265,13 +265,8 @@ def server_row(task_id: str, idx: int, text: str, token_logprobs: Sequence[float
 
 
 def prompt_of(problem: Any, strip: bool) -> str:
-    """Return a problem's prompt text (``Problem``, dict with ``prompt``, or a string)."""
-    if isinstance(problem, str):
-        text = problem
-    elif isinstance(problem, Mapping):
-        text = str(problem["prompt"])
-    else:
-        text = str(problem.prompt)
+    """Return a problem's prompt text, trailing whitespace stripped when ``strip``."""
+    text = prompt_text(problem)
     return text.rstrip() if strip else text
 
 

@@ -91,6 +91,7 @@ from codexlab.sampling.text import (
     Finished,
     find_stop,
     finish_sample,
+    prompt_text,
     stop_lookback,
 )
 
@@ -128,14 +129,6 @@ def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torc
     if device.type == "cuda" and torch.cuda.is_bf16_supported():
         return torch.bfloat16
     return torch.float32
-
-
-def _prompt_text(problem: Any) -> str:
-    if isinstance(problem, str):
-        return problem
-    if isinstance(problem, Mapping):
-        return str(problem["prompt"])
-    return str(problem.prompt)
 
 
 @dataclass
@@ -409,7 +402,7 @@ class SamplingEngine:
             idxs = list(range(self.cfg.n)) if indices is None else list(indices.get(task_id, ()))
             if not idxs:
                 continue
-            ids = self.encode(_prompt_text(problem))
+            ids = self.encode(prompt_text(problem))
             limit = self._context_limit()
             if limit and len(ids) + int(self.cfg.max_new_tokens) > limit:
                 raise ValueError(

@@ -282,68 +282,58 @@ def _sample_into(st: Any, model_name_or_path: str, problems: Mapping[str, Any],
                           "dtype": str(next(model.parameters()).dtype),
                           "problems_sha256": problems_sha256})
     run_id = st.start_run(kind="sample", config=config, provenance=prov)
-    buf: list[dict[str, Any]] = []
-    last = time.monotonic()
-    added = 0
 
-    def flush() -> None:
-        nonlocal buf, last, added
-        if buf:
-            added += st.add_samples(set_id, buf, run_id)
-            buf = []
-        last = time.monotonic()
-
-    status = "failed"
-    summary: dict[str, Any] = {}
-    try:
-        for row in engine.run(todo_problems, missing, progress=progress):
-            buf.append(row)
-            if len(buf) >= commit_rows or time.monotonic() - last >= commit_every_s:
-                flush()
-        flush()
-        status = "done"
-    except KeyboardInterrupt:
-        flush()
-        status = "interrupted"
-        raise
-    except BaseException as exc:
-        flush()
-        summary["error"] = f"{type(exc).__name__}: {exc}"
-        raise
-    finally:
+    def summary() -> dict[str, Any]:
         s = engine.stats
         rate = round(s["tokens"] / s["seconds"], 1) if s["seconds"] else None
-        summary.update({"added": added, "todo": todo, "tokens": s["tokens"],
-                        "seconds": round(s["seconds"], 3), "tokens_per_s": rate,
-                        "batch_size": engine.batch_size, "engine_mode": engine.mode,
-                        "shared_prefix": engine.shared_prefix,
-                        "token_healing": engine.token_healing,
-                        "healed_prompts": s.get("healed_prompts", 0)})
-        st.finish_run(run_id, status=status, summary=summary)
+        return {"tokens": s["tokens"], "seconds": round(s["seconds"], 3),
+                "tokens_per_s": rate, "batch_size": engine.batch_size,
+                "engine_mode": engine.mode, "shared_prefix": engine.shared_prefix,
+                "token_healing": engine.token_healing,
+                "healed_prompts": s.get("healed_prompts", 0)}
+
+    _store_run(st, set_id, run_id, engine.run(todo_problems, missing, progress=progress),
+               todo=todo, summary=summary, commit_every_s=commit_every_s,
+               commit_rows=commit_rows)
     return set_id
 
 
-def _commit_stream(st: Any, set_id: str, run_id: str, rows: Any, *, commit_every_s: float,
-                   commit_rows: int) -> int:
-    """Add ``rows`` to the store in transactions of ``commit_rows`` or ``commit_every_s``.
+def _store_run(st: Any, set_id: str, run_id: str, rows: Any, *, todo: int,
+               summary: Any, commit_every_s: float, commit_rows: int) -> None:
+    """Add ``rows`` to the store as they come and close the run with its status and summary.
 
-    Whatever happens (an error, ``KeyboardInterrupt``), the rows already received are
-    committed before the exception propagates. Returns the number of rows added.
+    Rows are committed in transactions of ``commit_rows`` or every ``commit_every_s``
+    seconds; whatever happens (an error, ``KeyboardInterrupt``), the rows already received
+    are committed before the exception propagates, and the run is finished as ``done``,
+    ``interrupted`` or ``failed`` (with the error) with ``added``, ``todo`` and
+    ``summary()``'s engine figures.
     """
     buf: list[dict[str, Any]] = []
     last = time.monotonic()
     added = 0
+    status = "failed"
+    info: dict[str, Any] = {}
     try:
-        for row in rows:
-            buf.append(row)
-            if len(buf) >= commit_rows or time.monotonic() - last >= commit_every_s:
+        try:
+            for row in rows:
+                buf.append(row)
+                if len(buf) >= commit_rows or time.monotonic() - last >= commit_every_s:
+                    added += st.add_samples(set_id, buf, run_id)
+                    buf = []
+                    last = time.monotonic()
+        finally:
+            if buf:
                 added += st.add_samples(set_id, buf, run_id)
-                buf = []
-                last = time.monotonic()
+        status = "done"
+    except KeyboardInterrupt:
+        status = "interrupted"
+        raise
+    except BaseException as exc:
+        info["error"] = f"{type(exc).__name__}: {exc}"
+        raise
     finally:
-        if buf:
-            added += st.add_samples(set_id, buf, run_id)
-    return added
+        info.update({"added": added, "todo": todo, **summary()})
+        st.finish_run(run_id, status=status, summary=info)
 
 
 def _sample_remote(st: Any, set_id: str, backend: Any, model_name_or_path: str,
@@ -362,26 +352,15 @@ def _sample_remote(st: Any, set_id: str, backend: Any, model_name_or_path: str,
     prov = collect(extra={"engine_mode": f"backend:{backend.name}",
                           "backend": sampler.describe(), "problems_sha256": problems_sha256})
     run_id = st.start_run(kind="sample", config=config, provenance=prov)
-    status, summary = "failed", {}
-    added = 0
-    try:
-        added = _commit_stream(st, set_id, run_id,
-                               sampler.run(todo_problems, missing, progress=progress),
-                               commit_every_s=commit_every_s, commit_rows=commit_rows)
-        status = "done"
-    except KeyboardInterrupt:
-        status = "interrupted"
-        raise
-    except BaseException as exc:
-        summary["error"] = f"{type(exc).__name__}: {exc}"
-        raise
-    finally:
+
+    def summary() -> dict[str, Any]:
         s = sampler.stats
         rate = round(s["tokens"] / s["seconds"], 1) if s["seconds"] else None
-        got = int(s.get("samples", 0))
-        summary.update({"added": added if status == "done" else got, "todo": todo,
-                        "tokens": s["tokens"], "seconds": round(s["seconds"], 3),
-                        "tokens_per_s": rate, "requests": s.get("requests", 0),
-                        "retries": s.get("retries", 0), "engine_mode": f"backend:{backend.name}"})
-        st.finish_run(run_id, status=status, summary=summary)
+        return {"tokens": s["tokens"], "seconds": round(s["seconds"], 3),
+                "tokens_per_s": rate, "requests": s.get("requests", 0),
+                "retries": s.get("retries", 0), "engine_mode": f"backend:{backend.name}"}
+
+    _store_run(st, set_id, run_id, sampler.run(todo_problems, missing, progress=progress),
+               todo=todo, summary=summary, commit_every_s=commit_every_s,
+               commit_rows=commit_rows)
     return set_id

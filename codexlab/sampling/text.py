@@ -21,12 +21,21 @@ What it is not for: choosing tokens (:mod:`~codexlab.sampling.sampler`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 #: Prompt tokens decoded in front of the completion (see module docstring).
 CONTEXT_TOKENS = 4
+
+
+def prompt_text(problem: Any) -> str:
+    """Return a problem's prompt: a ``Problem``, a dict with ``prompt``, or the string itself."""
+    if isinstance(problem, str):
+        return problem
+    if isinstance(problem, Mapping):
+        return str(problem["prompt"])
+    return str(problem.prompt)
 
 
 def find_stop(text: str, stops: Sequence[str]) -> int:
