@@ -201,13 +201,39 @@ def grid_status(cfg: FigureConfig, store: Any = None) -> Any:
 
 
 # -- the grid run ------------------------------------------------------------------------
+def sampling_config(cfg: FigureConfig, temperature: float, **engine: Any) -> Any:
+    """Return the :class:`~codexlab.sampling.SamplingConfig` of cfg's protocol at ``temperature``.
+
+    The one mapping from a figure run's protocol (n, top_p, max_new_tokens, stops, seed) to
+    the sampling engine's settings, so that a set drawn elsewhere (e.g. on a GPU machine by
+    ``scripts/gpu_train.sh``) has the key :func:`find_set` looks for.
+
+    Args:
+        cfg: The run config.
+        temperature: The set's temperature.
+        **engine: Engine-only settings that are not part of a set's key (``device``,
+            ``dtype``, ``compile``, ``batch_size``, ``stop_check_every``).
+
+    Raises:
+        ValueError: for a keyword that would change the samples (part of the protocol).
+    """
+    from codexlab.sampling import SamplingConfig
+
+    allowed = {"device", "dtype", "compile", "batch_size", "stop_check_every"}
+    if bad := sorted(set(engine) - allowed):
+        raise ValueError(f"sampling_config: {', '.join(bad)} would change the protocol; "
+                         f"only {', '.join(sorted(allowed))} may be set here")
+    return SamplingConfig(temperature=temperature, n=cfg.n, top_p=cfg.top_p,
+                          max_new_tokens=cfg.max_new_tokens, stop=tuple(cfg.stop), seed=cfg.seed,
+                          **engine)
+
+
 def _default_sample_fn(model: str, problems: dict[str, Any], cfg: FigureConfig, temperature: float,
                        store: Any, progress: bool, problems_sha256: str) -> str:
     """Sample what is missing of (model, T) with the sampling engine; return the set id."""
-    from codexlab.sampling import SamplingConfig, sample_to_store
+    from codexlab.sampling import sample_to_store
 
-    scfg = SamplingConfig(temperature=temperature, n=cfg.n, top_p=cfg.top_p,
-                          max_new_tokens=cfg.max_new_tokens, stop=tuple(cfg.stop), seed=cfg.seed)
+    scfg = sampling_config(cfg, temperature)
     # The problems file's hash (not the subset's) keys the set, so a run on a task subset
     # and a later full run share samples.
     backend = cfg.sampling_backend()

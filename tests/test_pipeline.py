@@ -279,6 +279,11 @@ def test_retrained_weights_do_not_reuse_old_samples(tmp_path) -> None:
     mdir, model = _save_toy_model(tmp_path)
     before = weights_fingerprint(str(mdir))
     assert before and weights_fingerprint("some-org/hub-model") is None
+    # codexlab train's exact-resume state is not weights: the folder it trained in and the
+    # shipped copy without it (how scripts/gpu_train.sh brings models back) print alike.
+    (mdir / "training_state.pt").write_bytes(b"optimizer state")
+    assert weights_fingerprint(str(mdir)) == before
+    (mdir / "training_state.pt").unlink()
 
     cfg = config.figure_config("quick", models=[str(mdir)], tasks=":1", n=1,
                                temperatures=[0.8], max_new_tokens=4,

@@ -147,6 +147,8 @@ def weights_fingerprint(name_or_path: str) -> str | None:
     name (the built-in family is meant to be continued on a GPU) never reuses samples drawn
     from its old weights. Hashes each weight file's name, size and its first and last MiB:
     any real change of the weights changes these, and it stays fast for multi-GB models.
+    ``codexlab train``'s exact-resume state (``training_state.pt``) is not weights: a folder
+    and its copy without that file (how trained models are shipped) have one fingerprint.
     """
     try:
         from codexlab.models import resolve_model
@@ -158,7 +160,8 @@ def weights_fingerprint(name_or_path: str) -> str | None:
     if not d.is_dir():
         return None
     files = sorted(f for f in d.iterdir()
-                   if f.suffix in (".safetensors", ".bin", ".pt", ".pth") and f.is_file())
+                   if f.suffix in (".safetensors", ".bin", ".pt", ".pth") and f.is_file()
+                   and not f.name.startswith("training_state"))
     if not files:
         return None
     h = hashlib.sha256()
