@@ -1,8 +1,8 @@
 """Every filesystem location the workbench uses, in one place.
 
 What it is for: resolving the repository root, the shipped data folder, the built-in model
-folder, the figures folder and the results directory (overridable with the
-``CODEXLAB_RESULTS_DIR`` environment variable). What it is not for: creating content; callers
+folder (overridable with ``CODEXLAB_MODELS_DIR``), the figures folder and the results directory
+(overridable with ``CODEXLAB_RESULTS_DIR``). What it is not for: creating content; callers
 create what they write.
 """
 
@@ -18,6 +18,17 @@ DATA_DIR = REPO_ROOT / "data"
 MODELS_DIR = DATA_DIR / "models"
 FIGURES_DIR = REPO_ROOT / "figures"
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
+
+
+def models_dir() -> Path:
+    """Return the folder of the built-in model family (what short names resolve to).
+
+    ``CODEXLAB_MODELS_DIR`` overrides the default ``<repo>/data/models``, e.g. to sample a
+    family trained elsewhere under the built-in names (``scripts/gpu_train.sh`` does, so that
+    its samples carry the keys they will have once the family is shipped). Read at call time.
+    """
+    env = os.environ.get("CODEXLAB_MODELS_DIR")
+    return Path(env).expanduser().resolve() if env else MODELS_DIR
 
 
 def results_dir() -> Path:

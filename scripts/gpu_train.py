@@ -316,7 +316,9 @@ class Runner:
             timeout: float | None = None) -> int:
         """Run ``cmd`` with its output in ``log_path``; return its exit status.
 
-        Past ``timeout`` seconds the process is killed and -9 returned.
+        Past ``timeout`` seconds the process is killed and -9 returned; a process that does
+        not die within 15 s of SIGKILL (stuck in a driver call) is left behind, so that the
+        caller still meets the device tool's limit.
         """
         if self.stopping:
             return -1
@@ -329,7 +331,10 @@ class Runner:
                 return proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
                 proc.kill()
-                proc.wait()
+                try:
+                    proc.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    pass
                 return -9
             finally:
                 with self.lock:
@@ -508,8 +513,10 @@ def train_mode(st: Settings) -> int:
         d.mkdir(parents=True, exist_ok=True)
     if st.pack.exists():
         shutil.rmtree(st.pack)  # parts of an earlier run must never be fetched with this one
-    for old in st.logs.glob("*.lane.json"):
-        old.unlink()
+    # A rerun on a warm machine must not pack or report an earlier run's results.
+    for old in [*st.logs.glob("*.lane.json"), st.logs / "sample.json",
+                *(Path(str(st.cards_store) + x) for x in ("", "-wal", "-shm"))]:
+        old.unlink(missing_ok=True)
     log = Log(st.out / LOG, st.t0)
     # The card sampling's window comes off the training's (it follows training and packing).
     deadline = st.t0 + st.total - st.margin - st.sample_s
@@ -653,9 +660,19 @@ def train_mode(st: Settings) -> int:
     else:
         shutil.copyfile(st.pack / META, st.out / META)
 
-    # 4. The card protocol's samples of the trained models, drawn here on the GPU.
+    # 4. The card protocol's samples of the trained models, drawn here on the GPU. Nothing
+    # that goes wrong in it may cost the models or the summary below.
     if st.sample_s > 0 and parts:
-        _sample_phase(st, log, meta, _priority(st, lanes), runner, env)
+        models = [m for m in _priority(st, lanes)
+                  if not st.sample_models or m in st.sample_models]
+        try:
+            _sample_phase(st, log, meta, models, env)
+        except Exception as exc:  # noqa: BLE001 - logged and recorded; the run goes on
+            import traceback
+
+            log(f"card sampling failed: {type(exc).__name__}: {exc}\n"
+                f"{traceback.format_exc(limit=5)}")
+            meta.setdefault("cards", {})["error"] = f"{type(exc).__name__}: {exc}"[:500]
     n_calls = meta["calls"]
 
     # 5. The per-process logs go into the returned log; the summary comes last.
@@ -718,13 +735,15 @@ def _lane_models(st: Settings, ln: Any) -> list[str]:
 
 # -- card sampling (GPU) -----------------------------------------------------------------------
 def _sample_phase(st: Settings, log: Log, meta: dict[str, Any], models: list[str],
-                  runner: Runner, env: dict[str, str]) -> None:
+                  env: dict[str, str]) -> None:
     """Draw the card protocol's samples of ``models`` until the window ends; pack the store.
 
-    The sampling runs in a child process killed at the window's end (the store commits every
-    few seconds, so a kill loses seconds of samples, not a set). Its parts go right after call
-    1's, before the other models': they are small and measure the most important models.
-    Updates ``meta`` (``cards``, ``parts``, ``calls``) and re-copies call 1.
+    The window runs from now (training and packing done) to ``TOTAL`` - 15 s: the ``SAMPLE_S``
+    taken from training, plus whatever training and packing left of the margin. The sampling
+    runs in a child process killed at the window's end (the store commits every few seconds,
+    so a kill loses seconds of samples, not a set; a partial set is completed here). Its parts
+    go right after call 1's, before the other models': they are small and measure the most
+    important models. Updates ``meta`` (``cards``, ``parts``, ``calls``) and re-copies call 1.
     """
     timed = st.stage1_tokens is None
     end = (st.t0 + st.total - SAMPLE_PACK_S) if timed else time.time() + st.sample_s
@@ -735,9 +754,14 @@ def _sample_phase(st: Settings, log: Log, meta: dict[str, Any], models: list[str
         return
     log(f"card sampling: {', '.join(models)} (n={st.sample_n} at T=0.8, n={st.sample_n_low} at "
         f"T=0.2{', tasks ' + st.sample_tasks if st.sample_tasks else ''}), {left:.0f} s")
+    if not models:
+        log("card sampling: no model (SAMPLE_MODELS matches none)")
+        return
     t = time.time()
     cmd = [sys.executable, str(Path(__file__).resolve()), "sample", f"{end:.3f}", *models]
-    rc = runner.run(cmd, st.logs / "sample.log", env, timeout=left)
+    # A runner of its own: the training's runner refuses new children once the deadline
+    # signals went out.
+    rc = Runner().run(cmd, st.logs / "sample.log", env, timeout=left)
     meta["timings_s"]["sample"] = round(time.time() - t, 1)
     res_path = st.logs / "sample.json"
     cards: dict[str, Any] = json.loads(res_path.read_text()) if res_path.exists() else {}
@@ -778,7 +802,7 @@ def _sample_phase(st: Settings, log: Log, meta: dict[str, Any], models: list[str
     _copy_call(st, 1, log)
 
 
-def _device_check(path: str, problems: dict[str, Any], cfg: Any, device: str,
+def _device_check(name: str, problems: dict[str, Any], cfg: Any, device: str,
                   compile_: bool | None, k: int) -> dict[str, Any]:
     """Greedy samples of ``k`` tasks on ``device`` (bf16 on CUDA) and on the CPU (fp32).
 
@@ -795,7 +819,7 @@ def _device_check(path: str, problems: dict[str, Any], cfg: Any, device: str,
     pick = {i: problems[i] for i in ids[:: max(1, len(ids) // max(k, 1))][:k]}
     rows: dict[str, dict[str, dict[str, Any]]] = {}
     for dev in (device, "cpu"):
-        model, tok = load_model(path, device=dev)
+        model, tok = load_model(name, device=dev)
         # The protocol's stops and length, greedy: one sample per task.
         scfg = dataclasses.replace(
             sampling_config(cfg, 1.0, device=dev, compile=compile_ if dev != "cpu" else None),
@@ -807,7 +831,7 @@ def _device_check(path: str, problems: dict[str, Any], cfg: Any, device: str,
     same = [t for t in pick if a[t]["completion"] == b[t]["completion"]]
     deltas = [abs(a[t]["sum_logprob"] - b[t]["sum_logprob"]) / max(1, b[t]["n_tokens"])
               for t in same]
-    return {"model": Path(path).name, "device": device, "reference": "cpu (float32)",
+    return {"model": name, "device": device, "reference": "cpu (float32)",
             "tasks": list(pick), "same_completion": len(same),
             "same_finish_reason": sum(a[t]["finish_reason"] == b[t]["finish_reason"]
                                       for t in pick),
@@ -822,11 +846,16 @@ def sample_mode(st: Settings, end: float, models: list[str]) -> int:
     """Sample the card protocol's sets of ``models`` (folders under ``$WORK/models``) until END.
 
     Order: the device check, then per model T=0.8 (n=SAMPLE_N) and T=0.2 (n=SAMPLE_N_LOW).
-    The sets have the keys ``record_humaneval_in_cards.py --measure`` looks for (the same
-    protocol through :func:`codexlab.pipeline.sampling_config`; a store made elsewhere matches
-    by model folder name and weights fingerprint). Writes ``sample.json`` beside the logs after
-    every set.
+    The models are sampled under their built-in short names (``CODEXLAB_MODELS_DIR`` points
+    the registry at ``$WORK/models``), so every set has exactly the key that
+    ``record_humaneval_in_cards.py --measure`` computes here once the family is unpacked into
+    ``data/models`` (same protocol through :func:`codexlab.pipeline.sampling_config`, same
+    name, weights fingerprint and token healing): complete sets are only executed there, and
+    a set the deadline cut short is completed, not drawn again. Writes ``sample.json``
+    beside the logs after every set.
     """
+    # Before anything resolves a model name.
+    os.environ["CODEXLAB_MODELS_DIR"] = str(st.models)
     import torch
 
     from codexlab.pipeline import load_problems, sampling_config
@@ -851,11 +880,10 @@ def sample_mode(st: Settings, end: float, models: list[str]) -> int:
     def save() -> None:
         out.write_text(json.dumps(res, indent=2) + "\n")
 
-    paths = [str(st.models / m) for m in models]
-    if st.check_tasks and paths:
+    if st.check_tasks and models:
         t = time.time()
         try:
-            res["check"] = _device_check(paths[0], problems, high, device, compile_,
+            res["check"] = _device_check(models[0], problems, high, device, compile_,
                                          st.check_tasks)
         except Exception as exc:  # noqa: BLE001 - reported; the samples are still drawn
             res["check"] = {"error": f"{type(exc).__name__}: {exc}"[:500]}
@@ -863,17 +891,17 @@ def sample_mode(st: Settings, end: float, models: list[str]) -> int:
         print(f"device check: {json.dumps(res['check'])[:400]}", flush=True)
         save()
     with Store(st.cards_store) as store:
-        for path in paths:
+        for name in models:
             if time.time() >= end:
                 break
-            model, tok = load_model(path, device=device)
+            model, tok = load_model(name, device=device)
             for cfg in (high, low):
                 temp = cfg.scaling_temperatures[0]
-                rec: dict[str, Any] = {"model": Path(path).name, "temperature": temp, "n": cfg.n}
+                rec: dict[str, Any] = {"model": name, "temperature": temp, "n": cfg.n}
                 t = time.time()
                 try:
                     sid = sample_to_store(
-                        path, problems, sampling_config(cfg, temp, device=device,
+                        name, problems, sampling_config(cfg, temp, device=device,
                                                         compile=compile_),
                         store, progress=False, problems_sha256=pinfo["problems_sha256"],
                         model_and_tokenizer=(model, tok))
@@ -996,7 +1024,7 @@ def unpack_mode(dirs: list[str]) -> int:
         tmp.rmdir()
         done.append(model)
         print(f"gpu_train: unpacked {model} -> {target}")
-    if done and not incomplete:
+    if done and not [m for m in incomplete if m != CARDS]:
         _retire_older_family(dest, done)
     if default_dest and _env("SCALING", "1") == "1" and done:
         if meta.get("corpus"):
@@ -1004,6 +1032,18 @@ def unpack_mode(dirs: list[str]) -> int:
                 json.dumps(meta["corpus"], indent=2) + "\n")
         subprocess.run([sys.executable, "-m", "codexlab", "train", "--scaling-only"],
                        cwd=REPO, check=True)
+    check = meta.get("cards", {}).get("check") or {}
+    if check.get("tasks"):
+        n = len(check["tasks"])
+        print(f"gpu_train: device check ({check['device']} vs {check['reference']}, greedy, "
+              f"{n} tasks): same completion {check['same_completion']}/{n}, same finish "
+              f"reason {check['same_finish_reason']}/{n}, max |delta log-prob| per token "
+              f"{check['max_abs_delta_logprob_per_token']}")
+        if check["same_finish_reason"] < n:
+            print("gpu_train: WARNING: the GPU path stopped differently from the CPU path; "
+                  "look at gpu_train.json cards.check before trusting the GPU samples")
+    elif check.get("error"):
+        print(f"gpu_train: WARNING: the device check failed: {check['error']}")
     if cards_store is not None:
         sets = meta.get("cards", {}).get("stored", [])
         print(f"gpu_train: the card samples ({sum(x['samples'] for x in sets):,} in {len(sets)} "
@@ -1028,11 +1068,13 @@ def _place_cards_store(src: Path) -> Path:
     target = Path(_env("CARDS_STORE", str(results_dir() / "gpu-cards.sqlite")))
     target.parent.mkdir(parents=True, exist_ok=True)
     if target.exists():
-        # Its verdicts were executed here; a second unpack must not silently drop them.
-        target.replace(target.with_suffix(target.suffix + ".old"))
+        # Its verdicts were executed here; a second unpack must not silently drop them (nor
+        # those still in its write-ahead log: the -wal and -shm files move along).
+        for extra in ("", "-wal", "-shm"):
+            old = Path(str(target) + extra)
+            if old.exists():
+                old.replace(Path(str(target) + ".old" + extra))
         print(f"gpu_train: kept the earlier {target.name} as {target.name}.old")
-    for extra in ("-wal", "-shm"):
-        Path(str(target) + extra).unlink(missing_ok=True)
     shutil.move(str(src), target)
     return target
 

@@ -16,13 +16,15 @@
 #      first (a fetch call the device time cannot pay for loses the smallest sizes, which a CPU
 #      can retrain), and copies the first call's share (<= 8 files, <= 64 MiB with the log) to
 #      $OUT;
-#   5. in the last SAMPLE_S seconds, the model cards' HumanEval protocol (pass@100: T=0.8,
-#      n=100; pass@1: T=0.2, n=20; top_p 0.95, 300 new tokens, Codex stops; the sets of
-#      scripts/record_humaneval_in_cards.py --measure) is sampled on the GPU, largest model
-#      first, after a greedy check of the CUDA path against the CPU path on CHECK_TASKS tasks
-#      (same stops, log-probs within bf16 tolerance); its store comes back as gzipped parts
-#      right after call 1's, and is executed here (never on the GPU machine). On a 2-core CPU
-#      the same sets of the 25m model would take hours.
+#   5. from then until TOTAL - 15 s (SAMPLE_S seconds are taken from training for it), the
+#      model cards' HumanEval protocol (pass@100: T=0.8, n=100; pass@1: T=0.2, n=20; top_p
+#      0.95, 300 new tokens, Codex stops; the sets of record_humaneval_in_cards.py --measure,
+#      under the built-in names) is sampled on the GPU, largest model first, after a greedy
+#      check of the CUDA path against the CPU path on CHECK_TASKS tasks (stops, log-probs;
+#      it reports, --unpack prints it and warns on differing stops); the store comes back as
+#      gzipped parts right after call 1's and is executed here (never on the GPU machine),
+#      where a set cut short by the deadline is completed. On a 2-core CPU the same sets of
+#      the 25m model would take hours.
 #   The parts wait in $WORK (/tmp/codexlab-gpu) for `scripts/gpu_train.sh --fetch` (PART=2, 3,
 #   ...), which must run at once: the machine goes back ~30 s after a call.
 #
@@ -78,7 +80,8 @@
 #   TOY=1         a tiny CPU run (two smallest sizes, token budgets, no compile): the test
 #   NICE          niceness (default 0 with a GPU, 19 without)
 #   PYTHON        interpreter (default .venv/bin/python, else python3)
-#   SAMPLE_S      seconds of card sampling at the end (default 100, taken from training; 0: none)
+#   SAMPLE_S      seconds taken from training for the card sampling (default 100; 0: none);
+#                 SAMPLE_MODELS: comma-separated model folders to sample (default: all)
 #   SAMPLE_N, SAMPLE_N_LOW   samples per task at T=0.8 and T=0.2 (default 100 and 20)
 #   SAMPLE_TASKS  task selection (default: all 164; toy ::82); SAMPLE_COMPILE (default no:
 #                 compiling costs tens of seconds per engine, two per model, and with up to

@@ -186,13 +186,15 @@ def test_unpack_names_the_models_whose_parts_are_missing(toy_run: dict[str, Any]
 
 
 def test_card_samples_unpacked_here_are_found_by_the_card_script(
-        toy_run: dict[str, Any], tmp_path: Path) -> None:
+        toy_run: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The store drawn "there" matches the card protocol's sets of the models unpacked here
-    (another absolute path, the same weights): --measure would only execute them."""
+    (another folder, the same weights): --measure only executes them, or completes them."""
     import dataclasses
     import importlib
+    import sqlite3
 
-    from codexlab.pipeline import find_set
+    from codexlab.pipeline import find_set, load_problems, sampling_config
+    from codexlab.sampling import sample_to_store
     from codexlab.store import Store
 
     dest, store_path = tmp_path / "models", tmp_path / "cards.sqlite"
@@ -214,6 +216,26 @@ def test_card_samples_unpacked_here_are_found_by_the_card_script(
                 sid = find_set(store, one, str(dest / model), t)
                 assert sid is not None, (model, t)
                 assert len(store.samples(sid)) == 2 * cfg.n
+        # A set the deadline cut short is completed here under the same key: only the
+        # missing indices are drawn, the GPU's rows stay. (Here the unpacked family is
+        # the built-in one, as it is after --unpack into data/models.)
+        monkeypatch.setenv("CODEXLAB_MODELS_DIR", str(dest))
+        sid = find_set(store, dataclasses.replace(high, models=("codex-mini-1.2m",)),
+                       "codex-mini-1.2m", 0.8)
+        kept = {(r["task_id"], r["idx"]): r["completion"] for r in store.samples(sid)
+                if r["idx"] == 0}
+        with sqlite3.connect(store_path) as raw:
+            assert raw.execute("DELETE FROM samples WHERE set_id=? AND idx=1",
+                               (sid,)).rowcount == 2
+        problems, pinfo = load_problems(high)
+        again = sample_to_store("codex-mini-1.2m", problems, sampling_config(high, 0.8), store,
+                                progress=False, problems_sha256=pinfo["problems_sha256"])
+        assert again == sid
+        rows = store.samples(sid)
+        assert sorted((r["task_id"], r["idx"]) for r in rows) == sorted(
+            (t, i) for t in problems for i in range(2))
+        assert {(r["task_id"], r["idx"]): r["completion"] for r in rows
+                if r["idx"] == 0} == kept
         # Other weights under the same name are not these samples.
         other = dest / "codex-mini-0.2m"
         (other / "model.safetensors").write_bytes(b"x" * 64)

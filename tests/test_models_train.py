@@ -440,6 +440,28 @@ def test_registry_helpers(tmp_path: Path) -> None:
     assert pipeline.model_label is model_label  # the old import location keeps working
 
 
+def test_models_dir_override_names_another_family(toy_model: tuple[Path, dict],
+                                                   tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """CODEXLAB_MODELS_DIR: short names resolve to a family kept elsewhere (a GPU run's)."""
+    import shutil
+
+    from codexlab import paths
+    from codexlab.models import builtin_models, model_dir, resolve_model
+    from codexlab.sampling.healing import default_token_healing
+
+    other = tmp_path / "family"
+    shutil.copytree(toy_model[0], other / "codex-mini-0.1m")
+    monkeypatch.setenv("CODEXLAB_MODELS_DIR", str(other))
+    assert paths.models_dir() == other.resolve()
+    assert builtin_models() == {"codex-mini-0.1m": other.resolve() / "codex-mini-0.1m"}
+    assert Path(resolve_model("codex-mini-0.1m")) == other.resolve() / "codex-mini-0.1m"
+    assert model_dir("codex-mini-0.1m") == other.resolve() / "codex-mini-0.1m"
+    assert default_token_healing("codex-mini-0.1m") > 0
+    monkeypatch.delenv("CODEXLAB_MODELS_DIR")
+    assert paths.models_dir() == paths.MODELS_DIR
+
+
 # -- fine-tuned variants: Codex-S and Codex-D (issue 13) ---------------------------------------
 def test_variant_names_and_registry(tmp_path: Path) -> None:
     from codexlab.models.registry import base_model_name, model_variant, variant_name

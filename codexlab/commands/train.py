@@ -102,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from codexlab.models.configs import SIZES, get_size
-    from codexlab.paths import DATA_DIR, MODELS_DIR
+    from codexlab.paths import DATA_DIR, models_dir
 
     if args.list:
         for s in SIZES.values():
@@ -127,9 +127,9 @@ def run(args: argparse.Namespace) -> int:
             else list(SIZES)
     default_out = args.out is None
     if args.size:
-        out_dirs = {names[0]: Path(args.out) if args.out else MODELS_DIR / names[0]}
+        out_dirs = {names[0]: Path(args.out) if args.out else models_dir() / names[0]}
     else:
-        out_dirs = {n: (Path(args.out) if args.out else MODELS_DIR) / n for n in names}
+        out_dirs = {n: (Path(args.out) if args.out else models_dir()) / n for n in names}
 
     # Resuming must keep the models' tokenizer even when the corpus is rebuilt on another
     # machine (another site-packages would train another BPE).

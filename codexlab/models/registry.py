@@ -88,11 +88,12 @@ def builtin_models(models_dir: Path | None = None, variant: str = "") -> dict[st
     size added later sorts into place.
 
     Args:
-        models_dir: Folder to look in; default ``data/models``.
+        models_dir: Folder to look in; default :func:`codexlab.paths.models_dir`
+            (``data/models``).
         variant: ``""`` the base models (what the scaling, temperature, ranking and BLEU
             figures use), ``"s"`` Codex-S, ``"d"`` Codex-D, ``"*"`` all of them.
     """
-    root = Path(models_dir or paths.MODELS_DIR)
+    root = Path(models_dir or paths.models_dir())
     if not root.is_dir():
         return {}
     found = [p for p in root.iterdir() if p.name.startswith(FAMILY + "-") and _is_model_dir(p)
@@ -118,7 +119,7 @@ def resolve_model(name_or_path: str, models_dir: Path | None = None) -> str:
     Args:
         name_or_path: A family short name (``"codex-mini-3m"``), a local path or a Hugging
             Face id.
-        models_dir: Folder of the shipped models; default ``data/models``.
+        models_dir: Folder of the shipped models; default :func:`codexlab.paths.models_dir`.
 
     Returns:
         The absolute path of a shipped model for a short name; anything else unchanged.
@@ -171,7 +172,7 @@ def model_dir(model: str) -> Path | None:
     p = Path(model).expanduser()
     if p.is_dir():
         return p
-    cand = paths.MODELS_DIR / model
+    cand = paths.models_dir() / model
     return cand if cand.is_dir() else None
 
 
