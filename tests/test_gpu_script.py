@@ -285,3 +285,31 @@ def test_call_plan_of_the_real_family_fits_two_calls() -> None:
     assert gt.plan_calls([MIB] * 13, call_files=6) == [1] * 4 + [2] * 4 + [3] * 4 + [4]
     with pytest.raises(ValueError):
         gt.plan_calls([70 * MIB])
+
+
+def test_timed_run_samples_the_cards_even_after_the_deadline_signals(tmp_path: Path) -> None:
+    """Time budgets (as on the GPU), with a trainer that overruns its window (a negative
+    OVERHEAD stands for an unmeasured cost: each stage runs 20 s past its end, so the
+    function stage meets the deadline SIGTERM): the pretrained base still comes back, and the
+    card sampling still runs after the signals."""
+    _write_corpus(tmp_path / "src")
+    env = {"TOY": "1", "WORK": str(tmp_path / "work"), "ROOTS": str(tmp_path / "src"),
+           "OUT": str(tmp_path / "out"), "STAGE1_TOKENS": "none", "STAGE2_TOKENS": "none",
+           "SIZES": "codex-mini-0.2m", "S_SIZES": "codex-mini-0.2m", "TOTAL": "110",
+           "MARGIN": "20", "SAMPLE_S": "40", "LANE_MIN_S": "20", "FUNC_MIN_S": "30",
+           "FUNC_EPOCHS": "100", "MIN_STAGE_S": "3", "OVERHEAD": "-20"}
+    t0 = time.time()
+    res = _run([], env, timeout=200)
+    took = time.time() - t0
+    # The function stage was cut by the deadline: the run says so with rc 1.
+    assert res.returncode == 1 and "no function-level stage" in res.stderr, res.stderr[-2000:]
+    assert took < 110 + 15
+    log = (tmp_path / "out" / "gpu_train.log").read_text()
+    assert "deadline: SIGTERM" in log
+    meta = json.loads((tmp_path / "out" / "gpu_train.json").read_text())
+    assert meta["sizes"]["codex-mini-0.2m"]["trained"]
+    cards = meta["cards"]
+    assert cards["rc"] == 0, log[-3000:]
+    assert {(x["model"], x["temperature"]) for x in cards["stored"]} == {
+        ("codex-mini-0.2m", 0.8), ("codex-mini-0.2m", 0.2)}
+    assert any(p["model"] == "cards-store" for p in meta["parts"])
