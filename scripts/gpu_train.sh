@@ -59,7 +59,9 @@
 #   SIZES         comma-separated sizes (default: every v2 size)
 #   TOKENIZER     tokenizer JSON (default data/tokenizer/codex-mini-v2.json)
 #   ROOTS         corpus source folders, ':'-separated (default: the interpreter's stdlib and
-#                 site-packages); MAX_FILES caps the corpus
+#                 site-packages); MAX_FILES caps the corpus at that many kept files, in path
+#                 order (default 20000, ~90 M tokens: its build time comes off training;
+#                 "none" for no cap)
 #   CONCURRENT    1 (default) or 0, see above; LANE_MIN_S (default 150) is the shortest window
 #                 a size gets when concurrent (its compile must not eat it)
 #   BATCH, SEQ    sequences per step (default 128) and context (default 512)
