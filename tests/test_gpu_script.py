@@ -313,3 +313,22 @@ def test_timed_run_samples_the_cards_even_after_the_deadline_signals(tmp_path: P
     assert {(x["model"], x["temperature"]) for x in cards["stored"]} == {
         ("codex-mini-0.2m", 0.8), ("codex-mini-0.2m", 0.2)}
     assert any(p["model"] == "cards-store" for p in meta["parts"])
+
+
+def test_real_run_defaults_cap_the_corpus_and_sample_the_cards(monkeypatch: pytest.MonkeyPatch,
+                                                               tmp_path: Path) -> None:
+    """The GPU run's defaults: corpus capped (its build comes off training), card sampling on
+    with the card protocol's n; the toy run reads the whole (tiny) corpus."""
+    gt = _orchestrator()
+    for key in ("TOY", "MAX_FILES", "SAMPLE_S", "SAMPLE_N", "SAMPLE_N_LOW", "SAMPLE_TASKS"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("OUT", str(tmp_path))
+    st = gt.Settings.from_env()
+    assert st.max_files == "20000" and st.sample_s == 100
+    assert (st.sample_n, st.sample_n_low, st.sample_tasks) == (100, 20, "")
+    assert st.sizes[-1] == "codex-mini-25m"
+    monkeypatch.setenv("TOY", "1")
+    assert gt.Settings.from_env().max_files == ""
+    monkeypatch.setenv("SAMPLE_COMPILE", "maybe")
+    with pytest.raises(gt.Fail, match="SAMPLE_COMPILE"):
+        gt.Settings.from_env()
