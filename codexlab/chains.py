@@ -311,12 +311,15 @@ def chain_max_new_tokens(spec: ChainSpec, cfg: Any) -> int:
 
 
 def sampling_config(cfg: Any, spec: ChainSpec, temperature: float) -> Any:
-    """Return the :class:`~codexlab.sampling.SamplingConfig` of the chain run under ``cfg``."""
-    from codexlab.sampling import SamplingConfig
+    """Return the :class:`~codexlab.sampling.SamplingConfig` of the chain run under ``cfg``.
 
-    return SamplingConfig(temperature=float(temperature), n=cfg.n, top_p=cfg.top_p,
-                          max_new_tokens=chain_max_new_tokens(spec, cfg), stop=tuple(cfg.stop),
-                          seed=cfg.seed)
+    The figure protocol's (:func:`codexlab.pipeline.sampling_config`), with room for the
+    longest chain's solution.
+    """
+    from codexlab.pipeline import sampling_config as protocol
+
+    return dataclasses.replace(protocol(cfg, float(temperature)),
+                               max_new_tokens=chain_max_new_tokens(spec, cfg))
 
 
 def _set_id(store: Any, model: str, scfg: Any, sha: str) -> str | None:
