@@ -59,7 +59,8 @@ def first_difference(model, tok, cfg, a: dict, b: dict) -> tuple[int, float] | N
 def main(argv: list[str] | None = None) -> int:
     """Draw the set both ways and report the differences."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--model", default="codex-mini-3m")
+    ap.add_argument("--model", default=None,
+                    help="default: the largest shipped built-in model")
     ap.add_argument("--tasks", default=None, help="subset, e.g. 0-39 (default: all)")
     ap.add_argument("--n", type=int, default=10)
     ap.add_argument("--temperature", type=float, default=0.8)
@@ -68,6 +69,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", type=Path, default=None, help="also write the report here")
     args = ap.parse_args(argv)
+    if args.model is None:
+        from codexlab.models import builtin_model_names
+
+        args.model = builtin_model_names()[-1]
 
     import torch
 

@@ -56,7 +56,8 @@ def measure(model: str, problems: dict, cfg: SamplingConfig, backend: BackendCon
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--model", default="codex-mini-3m")
+    ap.add_argument("--model", default=None,
+                    help="default: the largest shipped built-in model")
     ap.add_argument("--tasks", default="0-3")
     ap.add_argument("--n", type=int, default=4)
     ap.add_argument("--max-new-tokens", type=int, default=128)
@@ -67,6 +68,10 @@ def main() -> int:
     ap.add_argument("--extra-body", default="", help="JSON; default: llama.cpp's Codex fields")
     ap.add_argument("--out", default="")
     args = ap.parse_args()
+    if args.model is None:
+        from codexlab.models import builtin_model_names
+
+        args.model = builtin_model_names()[-1]
 
     import torch
 

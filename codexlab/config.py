@@ -323,10 +323,10 @@ PRESETS: dict[str, FigureConfig] = {
         mode="quick",
         # Three of the paper's five temperatures (low, middle, high) plus the scaling figure's
         # 0.8, for the reference model only; every other model at the two scaling
-        # temperatures; every second HumanEval task (82, spread over the file): 4 models →
-        # 10 sets of 820 samples (~4 min of sampling with two 1-thread workers, token healing
-        # on). Measured 2026-12-06: with all 164 tasks `make figures` (Codex-S grid, chains
-        # and Codex-D included) took 18 min 50 s from a fresh clone; the target is 15.
+        # temperatures; every second HumanEval task (82, spread over the file): with the two
+        # shipped v2 sizes, 6 sets of 820 samples per grid (base and Codex-S). Measured
+        # 2026-12-06 with the four v1 sizes: over all 164 tasks `make figures` (Codex-S grid,
+        # chains and Codex-D included) took 18 min 50 s from a fresh clone; the target is 15.
         temperatures=(0.2, 0.6, 1.0),
         tasks="::2",
         scaling_temperatures=(0.2, 0.8),

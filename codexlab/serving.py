@@ -3,10 +3,12 @@
 What it is for: :func:`llama_cpp_server` starts llama.cpp's server (``python -m
 llama_cpp.server`` from ``llama-cpp-python[server]``, ``pip install 'codexlab[serve]'``) for
 a built-in model (or any Llama-layout folder with a byte-level BPE tokenizer), exported to
-GGUF on first use (:mod:`codexlab.models.gguf`), waits until it answers, and stops it on
-exit. ``codexlab serve MODEL`` is the same from the command line. It lets a laptop try the
-``openai`` sampling backend end to end, and it is what the backend's tests and benchmark run
-against.
+GGUF on first use (:mod:`codexlab.models.gguf`; a codex-mini v2 tokenizer, which llama.cpp
+cannot split prompts for, is served with the model's own Hugging Face tokenizer through
+llama-cpp-python's ``--hf_pretrained_model_name_or_path``), waits until it answers, and
+stops it on exit. ``codexlab serve MODEL`` is the same from the command line. It lets a laptop
+try the ``openai`` sampling backend end to end, and it is what the backend's tests and
+benchmark run against.
 
 What it is not for: serving at scale. For many GPUs use vLLM (``vllm serve``), SGLang or TGI,
 and point ``codexlab sample --backend openai --base-url ...`` at them.
@@ -89,7 +91,9 @@ def exported_gguf(model: str, cache_dir: str | Path | None = None) -> Path:
     path = out / f"{src.name}-{fp}.gguf"
     if not path.is_file():
         tmp = path.with_suffix(f".tmp{os.getpid()}")
-        export_gguf(src, tmp)
+        # The server started by llama_cpp_server tokenizes prompts with the model's own
+        # tokenizer where llama.cpp cannot (codex-mini v2), so such a tokenizer may be written.
+        export_gguf(src, tmp, hf_tokenizer=True)
         os.replace(tmp, path)  # atomic: a concurrent reader never sees half a file
     return path
 
@@ -154,6 +158,10 @@ def llama_cpp_server(model: str, *, port: int = 0, threads: int = 1, n_ctx: int 
         # Unknown name, not a Llama folder, unsupported tokenizer: one line, not a traceback.
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         raise ServerError(f"cannot serve {model!r}: {msg}") from None
+    from codexlab.models import resolve_model
+    from codexlab.models.gguf import pretokenizer_kind
+
+    src = Path(resolve_model(model)).expanduser()
     port = _free_port(port)
     alias = Path(model).name if os.sep in model else model
     logs = Path(log_dir) if log_dir else gguf.parent
@@ -172,6 +180,11 @@ def llama_cpp_server(model: str, *, port: int = 0, threads: int = 1, n_ctx: int 
            "--n_ctx", str(int(n_ctx)), "--n_threads", str(int(threads)),
            "--n_threads_batch", str(int(threads)), "--type_k", "0", "--type_v", "0",
            "--seed", "0", "--verbose", "False"]
+    if pretokenizer_kind(src) == "newline-split":
+        # llama.cpp has no pre-tokenizer that splits newline runs off first (codex-mini v2):
+        # prompts are tokenized by the model's own Hugging Face tokenizer instead, so the
+        # server samples from the same token sequence as the local engine.
+        cmd += ["--hf_pretrained_model_name_or_path", str(src)]
     with open(log, "wb") as fh:
         proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env,
                                 stdin=subprocess.DEVNULL)

@@ -964,7 +964,9 @@ def _retire_older_family(dest: Path, fresh: list[str]) -> None:
     """Remove the models of an older family version from ``dest`` (they stay in git history).
 
     The shipped weights must fit the repository's budget (120 MB), and a v1 model beside v2
-    ones would mix tokenizers in the scaling figure.
+    ones would mix tokenizers in the scaling figure. A Codex-S model left from an earlier run
+    whose base is among ``fresh`` goes too (it was fine-tuned from other weights); a Codex-D
+    model stays, with a line that says how to refresh it.
     """
     versions = []
     for name in fresh:
@@ -976,9 +978,24 @@ def _retire_older_family(dest: Path, fresh: list[str]) -> None:
         card = folder / "model_card.json"
         if folder.name in fresh or not card.exists():
             continue
-        if int(json.loads(card.read_text()).get("family_version") or 1) < newest:
+        meta = json.loads(card.read_text())
+        if int(meta.get("family_version") or 1) < newest:
             shutil.rmtree(folder)
             print(f"gpu_train: removed {folder.name} (family v1; still in git history)")
+        elif meta.get("variant") and meta.get("base_model") in fresh:
+            # A fine-tune from an earlier (CPU) run whose base was just replaced: it was not
+            # trained from these weights.
+            if meta["variant"] == "s":
+                # Figs 9/10 pair each Codex-S model with its base by name: drop it.
+                shutil.rmtree(folder)
+                print(f"gpu_train: removed {folder.name} (its base {meta['base_model']} was "
+                      "retrained; still in git history)")
+            else:
+                # Codex-D stands alone (it writes docstrings for any model's samples): keep it.
+                print(f"gpu_train: kept {folder.name}, fine-tuned from an earlier "
+                      f"{meta['base_model']}; to refresh it: codexlab train --size "
+                      f"{meta['base_model']} --stage docstrings --init {meta['base_model']} "
+                      f"--out data/models/{folder.name}")
 
 
 def unpack_mode(dirs: list[str]) -> int:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from shipped import SMALLEST
 
 from codexlab import chains
 from codexlab.chains import OPERATIONS, ChainSpec, chain_length, make_chain_problem
@@ -193,10 +194,10 @@ def test_without_a_store_the_committed_counts_are_read(tmp_path: Path, monkeypat
 
     monkeypatch.setattr("codexlab.paths.DATA_DIR", tmp_path / "data")
     store = tmp_path / "none.sqlite"
-    cfg = config.figure_config("quick", models=["codex-mini-0.1m"], n=2, store=str(store))
+    cfg = config.figure_config("quick", models=[SMALLEST], n=2, store=str(store))
     spec = ChainSpec(max_ops=6, per_length=2)
     assert not len(chains.ensure_chain_results(cfg, spec, allow_sampling=False))
-    counts = _counts(2.0).assign(model="codex-mini-0.1m")
+    counts = _counts(2.0).assign(model=SMALLEST)
     path = chains.write_compact_counts(counts, cfg, spec)
     assert path == tmp_path / "data" / "results" / "quick" / chains.COMPACT_NAME
     got = chains.ensure_chain_results(cfg, spec, temperature=0.8, allow_sampling=False)
@@ -228,12 +229,12 @@ def test_notebook_samples_plots_and_replots(tmp_path: Path, monkeypatch) -> None
     from codexlab.models.registry import builtin_model_names
     from codexlab.paths import NOTEBOOKS_DIR
 
-    if "codex-mini-0.1m" not in builtin_model_names():
-        pytest.skip("the built-in model codex-mini-0.1m is not in data/models")
+    if SMALLEST not in builtin_model_names():
+        pytest.skip("no built-in model is shipped in data/models")
     monkeypatch.setenv("CODEXLAB_ALLOW_CODE_EXEC", "1")
     monkeypatch.setenv("CODEXLAB_RESULTS_DIR", str(tmp_path / "results"))
     store, out = tmp_path / "store.sqlite", tmp_path / "figs"
-    params = {"MODELS": ["codex-mini-0.1m"], "N": 2, "MAX_OPS": 3, "PER_LENGTH": 1,
+    params = {"MODELS": [SMALLEST], "N": 2, "MAX_OPS": 3, "PER_LENGTH": 1,
               "STORE": str(store), "OUT": str(out)}
 
     def run(name: str, **extra) -> dict:
@@ -246,7 +247,7 @@ def test_notebook_samples_plots_and_replots(tmp_path: Path, monkeypatch) -> None
 
     first = run("sampled.ipynb")
     assert first["problems"] == 3 and first["samples"] == 3 * 2
-    assert first["models"] == ["codex-mini-0.1m"] and first["n_ops"] == [1, 2, 3]
+    assert first["models"] == [SMALLEST] and first["n_ops"] == [1, 2, 3]
     assert first["ks"] == [1, 2]
     assert first["problems_sha256"] == ChainSpec(max_ops=3, per_length=1).sha256()
     for ext in ("png", "pdf", "csv"):

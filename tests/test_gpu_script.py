@@ -145,6 +145,29 @@ def test_toy_run_unpacks_into_loadable_models(toy_run: dict[str, Any], tmp_path:
         assert card["tokenizer"]["version"] == 2
 
 
+def test_unpack_retires_v1_and_fine_tunes_of_replaced_bases(toy_run: dict[str, Any],
+                                                              tmp_path: Path) -> None:
+    """The CPU-trained family a GPU run replaces: what goes and what stays."""
+    dest = tmp_path / "models"
+    before = {"codex-mini-3m": {"family_version": 1},  # v1: retired
+              "codex-mini-s-0.2m": {"family_version": 2, "variant": "s",
+                                    "base_model": "codex-mini-0.2m"},  # its base is replaced
+              "codex-mini-d-1.2m": {"family_version": 2, "variant": "d",
+                                    "base_model": "codex-mini-1.2m"},  # kept, with a hint
+              "codex-mini-4.7m": {"family_version": 2}}  # not in this run: kept
+    for name, card in before.items():
+        (dest / name).mkdir(parents=True)
+        (dest / name / "model_card.json").write_text(json.dumps({"name": name, **card}))
+    res = _run(["--unpack", *map(str, toy_run["outs"])], {"MODELS": str(dest)})
+    assert res.returncode == 0, res.stderr
+    assert sorted(p.name for p in dest.iterdir()) == [
+        "codex-mini-0.2m", "codex-mini-1.2m", "codex-mini-4.7m", "codex-mini-d-1.2m",
+        "codex-mini-s-1.2m"]
+    assert "removed codex-mini-3m (family v1" in res.stdout
+    assert "removed codex-mini-s-0.2m (its base codex-mini-0.2m was retrained" in res.stdout
+    assert "kept codex-mini-d-1.2m" in res.stdout and "--stage docstrings" in res.stdout
+
+
 def test_parts_come_most_important_first(toy_run: dict[str, Any]) -> None:
     """Largest base first, then the card samples, then its Codex-S copy, the smallest last:
     a fetch call the device time cannot pay for loses what a CPU can redo."""

@@ -216,6 +216,12 @@ def test_family_readme_lists_the_cards_humaneval() -> None:
                     "pass@100_T0.8": {"value": 0.05, "n": 100, "tasks_solved": 8}}}
     text = render_family_readme(rows, {}, he)
     assert "| m-big | 0.0125 | 20 (0.2) | 0.0500 | 100 (0.8) | 8 | data/results/cards/ |" in text
+    # The cards' bootstrap intervals are shown beside the point estimates.
+    he["m-big"]["pass@100_T0.8"]["ci95"] = [0.0183, 0.0854]
+    he["m-big"]["pass@1_T0.2"]["ci95"] = [0.0031, 0.025]
+    text = render_family_readme(rows, {}, he)
+    assert ("| m-big | 0.0125 [0.0031, 0.0250] | 20 (0.2) | 0.0500 [0.0183, 0.0854] | "
+            "100 (0.8) | 8 |") in text
     # A model without a measured entry is not given invented numbers.
     assert "| m-small | 0." not in text
     assert "pass@100" not in render_family_readme(rows, {}, {})

@@ -10,13 +10,16 @@ from __future__ import annotations
 import os
 
 import pytest
+from shipped import LARGEST_S, SMALLEST
 
 from codexlab.problems import load_humaneval, select_tasks
 from codexlab.sampling import SamplingConfig, sample_to_store
 from codexlab.sampling.backends import BackendConfig, BackendError
 from codexlab.store import Store
 
-MODEL = "codex-mini-3m"
+#: The largest shipped Codex-S model (else base model): its greedy bodies end by EOS, the
+#: base models' mostly by a stop sequence or the token cap; the tests compare all three.
+MODEL = LARGEST_S
 
 try:
     import llama_cpp.server  # noqa: F401
@@ -52,16 +55,30 @@ def _backend(srv, **kw):
 
 
 def test_greedy_rows_agree_with_the_local_engine(server, tmp_path) -> None:
-    """Same model, same settings: same completions; log-probs within float tolerance."""
-    # Every eighth task: 21 prompts whose greedy completions end by stop, EOS and length.
-    problems = select_tasks(load_humaneval(), "::8")
-    cfg = SamplingConfig(temperature=0.0, n=1, max_new_tokens=160, token_healing=0)
+    """Same model, same settings: same completions; log-probs within float tolerance.
+
+    The tasks are chosen from a local greedy pass so that every way a completion ends (a stop
+    sequence, EOS, the token cap) is compared, whichever model is shipped: a few of each.
+    """
+    # Codex stops plus one that ends some function bodies early, so "stop" occurs for a
+    # Codex-S model too (its greedy bodies mostly end with EOS or run to the cap).
+    cfg = SamplingConfig(temperature=0.0, n=1, max_new_tokens=160, token_healing=0,
+                         stop=(*SamplingConfig().stop, "\n    return"))
     store = Store(tmp_path / "s.sqlite")
-    local = sample_to_store(MODEL, problems, cfg, store, progress=False)
+    every_other = select_tasks(load_humaneval(), "::2")
+    first = sample_to_store(MODEL, every_other, cfg, store, progress=False)
+    by_reason: dict[str, list[str]] = {}
+    for r in store.samples(first):
+        by_reason.setdefault(r["finish_reason"], []).append(r["task_id"])
+    assert set(by_reason) == {"stop", "eos", "length"}, (
+        f"{MODEL}'s greedy completions of every second task end only by "
+        f"{sorted(by_reason)}: choose another stop sequence for this test")
+    chosen = {t for ids in by_reason.values() for t in ids[:4]}
+    problems = {t: p for t, p in every_other.items() if t in chosen}
     remote = sample_to_store(MODEL, problems, cfg, store, progress=False,
                              backend=_backend(server))
-    assert local != remote
-    a = {r["task_id"]: r for r in store.samples(local)}
+    assert remote != first
+    a = {r["task_id"]: r for r in store.samples(first, list(problems))}
     b = {r["task_id"]: r for r in store.samples(remote)}
     assert set(a) == set(b) == set(problems)
     for t in problems:
@@ -75,8 +92,7 @@ def test_greedy_rows_agree_with_the_local_engine(server, tmp_path) -> None:
             # Float32 on both sides (llama.cpp with an F32 KV cache), different kernels: the
             # sums agree to ~3e-5 nats over 300 tokens (measured), not bit for bit.
             assert lb["sum_logprob"] == pytest.approx(la["sum_logprob"], abs=1e-3), t
-    reasons = {a[t]["finish_reason"] for t in problems}
-    assert reasons == {"stop", "eos", "length"}, reasons
+    assert {a[t]["finish_reason"] for t in problems} == {"stop", "eos", "length"}
     store.close()
 
 
@@ -147,18 +163,18 @@ def test_codexlab_serve_prints_a_working_command_and_stops_on_ctrl_c(tmp_path) -
     import openai
 
     env = dict(os.environ, CODEXLAB_CACHE_DIR=str(tmp_path))
-    proc = subprocess.Popen([sys.executable, "-m", "codexlab", "serve", "codex-mini-0.1m",
+    proc = subprocess.Popen([sys.executable, "-m", "codexlab", "serve", SMALLEST,
                              "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, env=env)
     try:
         first = proc.stdout.readline()
-        assert "codexlab serve: codex-mini-0.1m at http://127.0.0.1:" in first, (
+        assert f"codexlab serve: {SMALLEST} at http://127.0.0.1:" in first, (
             first, proc.stderr.read() if proc.poll() is not None else "")
         command = proc.stdout.readline()
         url = re.search(r"--base-url (\S+)", command).group(1)
         assert "--backend openai" in command and '"top_k": 0' in command
         r = openai.OpenAI(base_url=url, api_key="EMPTY").completions.create(
-            model="codex-mini-0.1m", prompt="def f(x):\n", max_tokens=4, temperature=0,
+            model=SMALLEST, prompt="def f(x):\n", max_tokens=4, temperature=0,
             logprobs=1)
         assert len(r.choices[0].logprobs.token_logprobs) >= 1
     finally:
@@ -190,16 +206,16 @@ def test_codexlab_serve_refuses_a_taken_port_and_stops_its_server_on_sigterm(tmp
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        r = subprocess.run([sys.executable, "-m", "codexlab", "serve", "codex-mini-0.1m",
+        r = subprocess.run([sys.executable, "-m", "codexlab", "serve", SMALLEST,
                             "--port", str(port)], capture_output=True, text=True, env=env,
                            timeout=120)
     assert r.returncode == 2 and f"port {port} on 127.0.0.1 is in use" in r.stderr
-    r = subprocess.run([sys.executable, "-m", "codexlab", "serve", "codex-mini-0.2m"],
+    r = subprocess.run([sys.executable, "-m", "codexlab", "serve", "codex-mini-absent"],
                        capture_output=True, text=True, env=env, timeout=120)
     assert r.returncode == 2 and r.stderr.startswith("codexlab serve: cannot serve")
     assert "Traceback" not in r.stderr
 
-    proc = subprocess.Popen([sys.executable, "-m", "codexlab", "serve", "codex-mini-0.1m",
+    proc = subprocess.Popen([sys.executable, "-m", "codexlab", "serve", SMALLEST,
                              "--port", "0"], stdout=subprocess.PIPE, text=True, env=env)
     try:
         first = proc.stdout.readline()

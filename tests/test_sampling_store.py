@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from shipped import LARGEST
 
 from codexlab.cli import main as cli_main
 from codexlab.sampling import SamplingConfig, SamplingEngine, sample_to_store
@@ -222,7 +223,7 @@ def test_an_imported_healed_jsonl_is_found_for_a_builtin_model(tmp_path):
     from codexlab.config import FigureConfig
 
     cfg = FigureConfig()
-    common = {"model": "codex-mini-3m", "temperature": 0.8, "top_p": cfg.top_p,
+    common = {"model": LARGEST, "temperature": 0.8, "top_p": cfg.top_p,
               "seed": cfg.seed, "max_new_tokens": cfg.max_new_tokens}
     healed = tmp_path / "healed.jsonl"
     healed.write_text("".join(
@@ -237,11 +238,11 @@ def test_an_imported_healed_jsonl_is_found_for_a_builtin_model(tmp_path):
     sid_plain, _ = st.import_samples_jsonl(plain)
     extras = {s["set_id"]: s["extra"] for s in st.sample_sets()}
     assert extras[sid]["token_healing"] == 1 and "token_healing" not in extras[sid_plain]
-    assert pipeline.find_set(st, cfg, "codex-mini-3m", 0.8) == sid
+    assert pipeline.find_set(st, cfg, LARGEST, 0.8) == sid
     # A store export carries the key fields, so it imports back as the same kind of set.
     back = tmp_path / "back.jsonl"
     assert st.export_jsonl(sid, back) == 3
     other = Store(tmp_path / "other.sqlite")
     sid_back, _ = other.import_samples_jsonl(back)
-    assert pipeline.find_set(other, cfg, "codex-mini-3m", 0.8) == sid_back
+    assert pipeline.find_set(other, cfg, LARGEST, 0.8) == sid_back
     assert other.sample_sets()[0]["max_new_tokens"] == cfg.max_new_tokens

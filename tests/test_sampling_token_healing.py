@@ -15,6 +15,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from shipped import LARGEST
 from test_sampling_engine import assert_same_sample
 
 from codexlab.cli import main as cli_main
@@ -390,9 +391,9 @@ def test_config_validation_and_protocol():
 
 def test_default_resolution_and_store_key(tmp_path):
     cfg = SamplingConfig(n=2, max_new_tokens=8)
-    assert resolve_token_healing(cfg, "codex-mini-3m").token_healing == 1
+    assert resolve_token_healing(cfg, LARGEST).token_healing == 1
     assert resolve_token_healing(cfg, "some-org/some-model").token_healing == 0
-    assert resolve_token_healing(cfg.replace(token_healing=0), "codex-mini-3m").token_healing == 0
+    assert resolve_token_healing(cfg.replace(token_healing=0), LARGEST).token_healing == 0
     assert sample_set_extra(cfg, "toy") == {}
     assert sample_set_extra(cfg.replace(token_healing=1), "toy") == {"token_healing": 1}
     # A healed run never reuses samples drawn without healing (and vice versa); an unhealed
@@ -418,24 +419,24 @@ def test_pipeline_finds_only_sets_drawn_with_the_models_healing(tmp_path):
     from codexlab import config, pipeline
     from codexlab.models import builtin_models
 
-    if "codex-mini-3m" not in builtin_models():
-        pytest.skip("the shipped codex-mini-3m is not present")
-    cfg = config.figure_config("quick", models=["codex-mini-3m"], tasks=":1", n=1,
+    if LARGEST not in builtin_models():
+        pytest.skip("no built-in model is shipped in data/models")
+    cfg = config.figure_config("quick", models=[LARGEST], tasks=":1", n=1,
                                temperatures=[0.8], store=str(tmp_path / "store.sqlite"))
     from codexlab.problems import file_sha256, humaneval_path
 
     st = Store(cfg.store_path())
-    common = dict(model="codex-mini-3m", temperature=0.8, top_p=cfg.top_p, seed=cfg.seed,
+    common = dict(model=LARGEST, temperature=0.8, top_p=cfg.top_p, seed=cfg.seed,
                   max_new_tokens=cfg.max_new_tokens, stop=list(cfg.stop),
                   problems_sha256=file_sha256(humaneval_path()))
     st.ensure_sample_set(**common)
-    assert pipeline.find_set(st, cfg, "codex-mini-3m", 0.8) is None
+    assert pipeline.find_set(st, cfg, LARGEST, 0.8) is None
     healed = st.ensure_sample_set(**common, extra={"token_healing": 1})
-    assert pipeline.find_set(st, cfg, "codex-mini-3m", 0.8) == healed
+    assert pipeline.find_set(st, cfg, LARGEST, 0.8) == healed
     # Another problems file's set (MBPP, chains, ...) with the same protocol is never the grid's.
     other = dict(common, problems_sha256="0" * 64)
     st.ensure_sample_set(**other, extra={"token_healing": 1})
-    assert pipeline.find_set(st, cfg, "codex-mini-3m", 0.8) == healed
+    assert pipeline.find_set(st, cfg, LARGEST, 0.8) == healed
 
 
 def _write_problems(path, problems):

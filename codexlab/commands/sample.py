@@ -44,7 +44,7 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         ),
     )
     p.add_argument("--model", required=True, metavar="NAME_OR_PATH",
-                   help="built-in name (e.g. codex-mini-3m), model folder, or Hugging Face id")
+                   help="built-in name (e.g. codex-mini-1.2m), model folder, or Hugging Face id")
     p.add_argument("--temperature", type=float, required=True,
                    help="sampling temperature; 0 = greedy (then n is 1)")
     p.add_argument("--n", type=int, required=True, help="samples per task")

@@ -24,7 +24,7 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
             "command that samples from it."
         ),
     )
-    p.add_argument("model", metavar="MODEL", help="built-in name (e.g. codex-mini-3m) or folder")
+    p.add_argument("model", metavar="MODEL", help="built-in name (e.g. codex-mini-1.2m) or folder")
     p.add_argument("--port", type=int, default=8000, help="TCP port (default 8000; 0 = any free)")
     p.add_argument("--threads", type=int, default=1, help="CPU threads (default 1)")
     p.add_argument("--n-ctx", type=int, default=2048, help="context length (default 2048)")

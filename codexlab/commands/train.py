@@ -3,16 +3,16 @@
 Examples::
 
     codexlab train --prepare-only                      # corpus + tokenizer + token files
-    codexlab train --size codex-mini-0.1m --time-budget 300
-    codexlab train --size codex-mini-3m --resume --time-budget 600   # continue saved weights
+    codexlab train --size codex-mini-0.2m --time-budget 300
+    codexlab train --size codex-mini-1.2m --resume --time-budget 600   # continue saved weights
     codexlab train --family --budget-scale 1.0        # every size, its preset CPU minutes
     codexlab train --family --time-budget 120 --resume  # every size, 120 s more each
     codexlab train --prepare-only --stage functions --tokenizer data/tokenizer/codex-mini-v2.json
                                                        # corpus with the shipped BPE + function set
-    codexlab train --size codex-mini-3m --stage functions --init codex-mini-3m \
-        --out data/models/codex-mini-s-3m --time-budget 2400   # Codex-S analogue
-    codexlab train --size codex-mini-3m --stage docstrings --init codex-mini-3m \
-        --out data/models/codex-mini-d-3m --time-budget 900    # Codex-D analogue
+    codexlab train --size codex-mini-1.2m --stage functions --init codex-mini-1.2m \
+        --out data/models/codex-mini-s-1.2m --time-budget 2400   # Codex-S analogue
+    codexlab train --size codex-mini-1.2m --stage docstrings --init codex-mini-1.2m \
+        --out data/models/codex-mini-d-1.2m --time-budget 900    # Codex-D analogue
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                     "data/models/, and refresh the loss-scaling data (Fig 4).",
     )
     what = p.add_mutually_exclusive_group()
-    what.add_argument("--size", help="one size, e.g. codex-mini-3m (see --list)")
+    what.add_argument("--size", help="one size, e.g. codex-mini-1.2m (see --list)")
     what.add_argument("--family", action="store_true", help="train every size, small to large")
     what.add_argument("--list", action="store_true", help="list the sizes and exit")
     what.add_argument("--prepare-only", action="store_true",
@@ -51,8 +51,8 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                         "signature + body -> docstring (Codex-D analogue); both imply --resume")
     p.add_argument("--init", metavar="MODEL",
                    help="with --stage functions/docstrings: start from this built-in model or "
-                        "folder (copied into --out first), e.g. --init codex-mini-3m --out "
-                        "data/models/codex-mini-s-3m")
+                        "folder (copied into --out first), e.g. --init codex-mini-1.2m --out "
+                        "data/models/codex-mini-s-1.2m")
     p.add_argument("--resume", action="store_true",
                    help="continue from the weights already in the output folder")
     p.add_argument("--out", metavar="DIR", help="output folder (one size) or parent (--family); "

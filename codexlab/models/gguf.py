@@ -7,9 +7,17 @@ sampling backend can be run and tested against a real server on a CPU
 bf16/fp32 checkpoint), the tokenizer as llama.cpp's ``gpt2`` byte-level BPE with the GPT-2
 pre-tokenizer, which is the codex-mini v1 tokenizer's own.
 
+The codex-mini v2 tokenizer splits newline runs off before the GPT-2 regex (so a newline never
+merges with the indentation after it). llama.cpp has no built-in pre-tokenizer that does
+exactly that, so such a model is exported only on request (``hf_tokenizer=True``): its vocab
+and merges are written as they are, and whoever serves the file must tokenize prompts with
+the model's own Hugging Face tokenizer, which :func:`codexlab.serving.llama_cpp_server` does
+(llama-cpp-python's ``--hf_pretrained_model_name_or_path``). The file records this under
+``codexlab.prompt_tokenizer``.
+
 What it is not for: quantisation, other architectures, or tokenizers whose pre-tokenizer
-llama.cpp has no built-in regex for (they are refused, because a server that splits prompts
-differently samples from different token sequences).
+neither llama.cpp nor the route above reproduces (they are refused, because a server that
+splits prompts differently samples from different token sequences).
 
 Why our own few lines instead of llama.cpp's ``convert_hf_to_gguf.py``: that script ships
 only in the llama.cpp source tree (no package installs it), and it refuses a BPE tokenizer
@@ -51,19 +59,54 @@ def _permute_rope(w: Any, n_head: int) -> Any:
             .swapaxes(1, 2).reshape(w.shape))
 
 
-def _tokenizer_fields(model_dir: Path) -> tuple[list[str], list[int], list[str], dict[str, int]]:
+def _is_gpt2_byte_level(pre: dict[str, Any]) -> bool:
+    """Whether a pre-tokenizer entry is byte-level with the GPT-2 regex and no prefix space."""
+    return (pre.get("type") == "ByteLevel" and bool(pre.get("use_regex", True))
+            and not pre.get("add_prefix_space"))
+
+
+def pretokenizer_kind(model_dir: str | Path) -> str:
+    """Classify the pre-tokenizer of a folder's ``tokenizer.json`` for export.
+
+    Returns:
+        ``"gpt2"`` (llama.cpp reproduces it: codex-mini v1), ``"newline-split"`` (newline
+        runs split off, then GPT-2: codex-mini v2; served with the Hugging Face tokenizer)
+        or ``"other"`` (not exportable).
+    """
+    tok = json.loads((Path(model_dir) / "tokenizer.json").read_text(encoding="utf-8"))
+    if (tok.get("model") or {}).get("type") != "BPE" or tok.get("normalizer"):
+        return "other"
+    pre = tok.get("pre_tokenizer") or {}
+    if _is_gpt2_byte_level(pre):
+        return "gpt2"
+    steps = pre.get("pretokenizers") or []
+    if (pre.get("type") == "Sequence" and len(steps) == 2 and steps[0].get("type") == "Split"
+            and (steps[0].get("pattern") or {}).get("Regex") == "\\n+"
+            and steps[0].get("behavior") == "Isolated" and not steps[0].get("invert")
+            and _is_gpt2_byte_level(steps[1])):
+        return "newline-split"
+    return "other"
+
+
+def _tokenizer_fields(model_dir: Path, hf_tokenizer: bool = False
+                      ) -> tuple[list[str], list[int], list[str], dict[str, int]]:
     """Return (tokens, token types, merges, special ids) of a byte-level BPE tokenizer.json."""
     tok = json.loads((model_dir / "tokenizer.json").read_text(encoding="utf-8"))
     model = tok.get("model") or {}
     pre = tok.get("pre_tokenizer") or {}
-    if model.get("type") != "BPE" or pre.get("type") != "ByteLevel" or not pre.get(
-            "use_regex", True) or pre.get("add_prefix_space"):
+    kind = pretokenizer_kind(model_dir)
+    if kind == "newline-split" and not hf_tokenizer:
         raise GGUFExportError(
-            f"{model_dir}: only a byte-level BPE tokenizer with the GPT-2 pre-tokenizer can be "
-            f"exported (found model {model.get('type')!r}, pre-tokenizer {pre.get('type')!r}); "
-            "llama.cpp would split prompts differently from the Hugging Face tokenizer")
-    if tok.get("normalizer"):
-        raise GGUFExportError(f"{model_dir}: tokenizers with a normalizer are not supported")
+            f"{model_dir}: its tokenizer splits newline runs off before the GPT-2 regex, which "
+            "llama.cpp has no built-in pre-tokenizer for; export it with hf_tokenizer=True and "
+            "serve it with the model's own tokenizer (codexlab serve does both)")
+    if kind == "other":
+        raise GGUFExportError(
+            f"{model_dir}: only a byte-level BPE tokenizer with the GPT-2 pre-tokenizer (or "
+            "codex-mini v2's newline split before it) can be exported (found model "
+            f"{model.get('type')!r}, pre-tokenizer {pre.get('type')!r}"
+            f"{', a normalizer' if tok.get('normalizer') else ''}); llama.cpp would split "
+            "prompts differently from the Hugging Face tokenizer")
     vocab: dict[str, int] = dict(model["vocab"])
     for added in tok.get("added_tokens", []):
         vocab[added["content"]] = int(added["id"])
@@ -87,13 +130,18 @@ def _tokenizer_fields(model_dir: Path) -> tuple[list[str], list[int], list[str],
     return tokens, types, merges, ids
 
 
-def export_gguf(model_dir: str | Path, out_path: str | Path) -> Path:
+def export_gguf(model_dir: str | Path, out_path: str | Path, *,
+                hf_tokenizer: bool = False) -> Path:
     """Write a Llama-layout Hugging Face checkpoint as a float32 GGUF file.
 
     Args:
         model_dir: Folder with ``config.json`` (``LlamaForCausalLM``), ``model.safetensors``
             and a byte-level BPE ``tokenizer.json`` (a built-in name is resolved first).
         out_path: The ``.gguf`` file to write (its folder is created).
+        hf_tokenizer: Also export a tokenizer that llama.cpp cannot split prompts for
+            (:func:`pretokenizer_kind` ``"newline-split"``, codex-mini v2); the server must
+            then tokenize with the model's Hugging Face tokenizer (the file says so under
+            ``codexlab.prompt_tokenizer``).
 
     Returns:
         ``out_path`` as a :class:`~pathlib.Path`.
@@ -134,7 +182,7 @@ def export_gguf(model_dir: str | Path, out_path: str | Path) -> Path:
     n_kv = int(cfg.get("num_key_value_heads") or n_head)
     hidden = int(cfg["hidden_size"])
     head_dim = int(cfg.get("head_dim") or hidden // n_head)
-    tokens, types, merges, special = _tokenizer_fields(src)
+    tokens, types, merges, special = _tokenizer_fields(src, hf_tokenizer)
 
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -155,6 +203,10 @@ def export_gguf(model_dir: str | Path, out_path: str | Path) -> Path:
     w.add_file_type(0)  # all float32
     w.add_tokenizer_model("gpt2")
     w.add_tokenizer_pre("gpt-2")
+    # Who must split prompts: llama.cpp itself ("llama.cpp") or the caller, with the model's
+    # Hugging Face tokenizer ("hf"), because llama.cpp's "gpt-2" split differs from it.
+    w.add_string("codexlab.prompt_tokenizer",
+                 "hf" if pretokenizer_kind(src) == "newline-split" else "llama.cpp")
     w.add_token_list(tokens)
     w.add_token_types(types)
     w.add_token_merges(merges)

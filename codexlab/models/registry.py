@@ -37,7 +37,7 @@ def _is_model_dir(path: Path) -> bool:
     return (path / "config.json").is_file()
 
 
-#: Fine-tuned variants of the family, by the letter in their names (``codex-mini-s-3m``):
+#: Fine-tuned variants of the family, by the letter in their names (``codex-mini-s-1.2m``):
 #: ``""`` the base models (Codex analogue), ``"s"`` the function-level fine-tune (Codex-S,
 #: Codex paper §4), ``"d"`` the docstring writer (Codex-D, §6).
 VARIANTS: dict[str, str] = {
@@ -52,7 +52,7 @@ def model_variant(name: str) -> str:
     """Return the variant letter of a family model name (``"s"``, ``"d"``) or ``""``.
 
     Example:
-        >>> model_variant("codex-mini-s-3m"), model_variant("codex-mini-3m")
+        >>> model_variant("codex-mini-s-1.2m"), model_variant("codex-mini-1.2m")
         ('s', '')
     """
     m = _VARIANT_RE.match(Path(str(name)).name)
@@ -60,7 +60,7 @@ def model_variant(name: str) -> str:
 
 
 def variant_name(base: str, variant: str) -> str:
-    """Return the name of ``variant`` of a base family model (``"codex-mini-3m"``, ``"s"``).
+    """Return the name of ``variant`` of a base family model (``"codex-mini-1.2m"``, ``"s"``).
 
     Raises:
         ValueError: unknown variant, or ``base`` is not a base family name.
@@ -69,7 +69,7 @@ def variant_name(base: str, variant: str) -> str:
         known = ", ".join(v for v in VARIANTS if v)
         raise ValueError(f"unknown variant {variant!r}; known: {known}")
     if not base.startswith(FAMILY + "-") or model_variant(base):
-        raise ValueError(f"{base!r} is not a base {FAMILY} model name (e.g. {FAMILY}-3m)")
+        raise ValueError(f"{base!r} is not a base {FAMILY} model name (e.g. {FAMILY}-1.2m)")
     return base if not variant else f"{FAMILY}-{variant}-{base[len(FAMILY) + 1:]}"
 
 
@@ -117,7 +117,7 @@ def resolve_model(name_or_path: str, models_dir: Path | None = None) -> str:
     """Resolve a model reference for ``from_pretrained``.
 
     Args:
-        name_or_path: A family short name (``"codex-mini-3m"``), a local path or a Hugging
+        name_or_path: A family short name (``"codex-mini-1.2m"``), a local path or a Hugging
             Face id.
         models_dir: Folder of the shipped models; default :func:`codexlab.paths.models_dir`.
 
@@ -245,7 +245,7 @@ def variant_pairs(bases: list[str] | tuple[str, ...], variants: list[str] | tupl
     """Pair each fine-tuned model with its base model, by shown name (:func:`model_label`).
 
     A variant's base is, in this order: the ``base_model`` of its card, the base its
-    family name implies (``codex-mini-s-3m`` -> ``codex-mini-3m``), or the base at the same
+    family name implies (``codex-mini-s-1.2m`` -> ``codex-mini-1.2m``), or the base at the same
     position when both lists have the same length (user models given side by side).
 
     Returns:

@@ -134,6 +134,12 @@ def write_scaling_data(models: dict[str, Path] | None = None, csv_path: Path = S
     return out
 
 
+def _ci(entry: dict) -> str:
+    """Return `` [lo, hi]`` of a card's pass@k entry (bootstrap over tasks), or ``""``."""
+    ci = entry.get("ci95")
+    return f" [{ci[0]:.4f}, {ci[1]:.4f}]" if ci and len(ci) == 2 else ""
+
+
 def _fmt(x: float | None) -> str:
     return "?" if x is None else f"{x:.3f}"
 
@@ -160,8 +166,9 @@ def render_family_readme(rows: list[dict], fit: dict,
         "",
     ]
     if any(r.get("provisional") for r in rows):
-        lines += ["**Provisional**: trained briefly on a shared CPU; to be continued on a GPU "
-                  "(`scripts/train_family.sh`, see its header).", ""]
+        lines += ["**Provisional**: trained briefly on a shared CPU; the whole family is "
+                  "trained on a GPU by `scripts/gpu_train.sh` (DEVELOPERS.md, the GPU "
+                  "machine).", ""]
     lines += ["| model | non-embedding params | total params | tokens seen | held-out loss | "
               "HumanEval-text loss | train wall time (s) |", "|---|---|---|---|---|---|---|"]
     for r in rows:
@@ -172,8 +179,11 @@ def render_family_readme(rows: list[dict], fit: dict,
     lines.append("")
     if "heldout" in fit:
         h = fit["heldout"]
+        # Two points always fit exactly; say so rather than let r² = 1 read as evidence.
+        exact = (" (two points: a line through both, r² is 1 by construction)"
+                 if fit.get("points") == 2 else "")
         lines += [f"Power-law fit of held-out loss (nats/token, codex-mini tokenizer): "
-                  f"L(N) = (N / {h['n_c']:.3g})^-{h['alpha']:.3f}, r² = {h['r2']:.3f} "
+                  f"L(N) = (N / {h['n_c']:.3g})^-{h['alpha']:.3f}, r² = {h['r2']:.3f}{exact} "
                   "(Codex paper: N_c = 5.92e7, alpha = 0.13, with another tokenizer and "
                   "100B tokens). Points: `data/loss_scaling.csv`; fit: "
                   "`data/loss_scaling_fit.json`.", ""]
@@ -205,7 +215,8 @@ def render_family_readme(rows: list[dict], fit: dict,
     if he:
         lines += ["HumanEval, as measured for the model cards (bootstrap 95% intervals over "
                   "tasks in the cards):", "",
-                  "| model | pass@1 | n (T) | pass@100 | n (T) | tasks solved | source |",
+                  "| model | pass@1 [95% CI] | n (T) | pass@100 [95% CI] | n (T) | tasks solved "
+                  "| source |",
                   "|---|---|---|---|---|---|---|"]
         for r in rows:
             e = he.get(r["model"])
@@ -221,8 +232,9 @@ def render_family_readme(rows: list[dict], fit: dict,
             solved = max(low.get("tasks_solved", 0), high.get("tasks_solved", 0))
             p100 = e.get("pass@100")
             lines.append(
-                f"| {r['model']} | {e.get('pass@1', float('nan')):.4f} | {low.get('n', '?')} "
-                f"({t_low}) | {'n/a' if p100 is None else f'{p100:.4f}'} | "
+                f"| {r['model']} | {e.get('pass@1', float('nan')):.4f}{_ci(low)} | "
+                f"{low.get('n', '?')} ({t_low}) | "
+                f"{'n/a' if p100 is None else f'{p100:.4f}{_ci(high)}'} | "
                 f"{high.get('n', '?')} ({t_high}) | {solved} | "
                 f"{str(e.get('source', '')).split(' (')[0]} |")
         lines.append("")
