@@ -627,6 +627,8 @@ def plot_codex_s(table: pd.DataFrame, axes: Sequence[Any] | None = None) -> Sequ
     Returns:
         The three axes.
     """
+    from matplotlib.ticker import NullFormatter
+
     if axes is None:
         fig, axs = plt.subplots(1, 3, figsize=(10.5, 3.4), layout="constrained", sharex=True)
         axes = list(axs)
@@ -650,6 +652,9 @@ def plot_codex_s(table: pd.DataFrame, axes: Sequence[Any] | None = None) -> Sequ
             title = f"{metric} (T = {t:g})"
             ax.set_ylim(bottom=-0.02)
         ax.set_xscale("log")
+        # Sizes within about a decade get labelled minor ticks (2x10^5, 3x10^5, ...) that
+        # collide in a narrow panel; the decades suffice to read the axis.
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set(title=title, xlabel="non-embedding parameters")
         _pct(ax)
         _note_if_all_zero(ax, g_all["value"])
