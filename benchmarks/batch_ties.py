@@ -10,10 +10,11 @@ that differ, and for each prints the first differing step and its
 :func:`~codexlab.sampling.sampler.draw_margin` under a plain forward pass. What it is not
 for: speed (``bench_sampling.py``).
 
-Usage::
+Usage (the committed result was measured on v1 codex-mini-3m, retired 2026-12-07; the
+default ``--model`` is now the largest shipped model)::
 
-    python benchmarks/batch_ties.py --model codex-mini-3m --n 10 --max-new-tokens 64 \\
-        --threads 1 --out benchmarks/results/batch_ties_codex-mini-3m.txt
+    python benchmarks/batch_ties.py --model codex-mini-1.2m --n 10 --max-new-tokens 64 \\
+        --threads 1 --out benchmarks/results/batch_ties_codex-mini-1.2m.txt
 """
 
 from __future__ import annotations

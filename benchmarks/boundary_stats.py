@@ -12,7 +12,8 @@ For each samples file (``codexlab sample`` output, or any human-eval JSONL with 
 
 with the number of rows, then one JSON object per file on its own line (for scripts).
 
-Usage (the issue's measurement: codex-mini-3m, T = 0.8, top_p 0.95, 128 new tokens, n = 10
+Usage (the issue's measurement, made on v1 codex-mini-3m, retired 2026-12-07; use a shipped
+name such as codex-mini-1.2m now; T = 0.8, top_p 0.95, 128 new tokens, n = 10
 on all 164 tasks, once without and once with token healing)::
 
     codexlab sample --model codex-mini-3m --temperature 0.8 --top-p 0.95 \\

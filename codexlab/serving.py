@@ -23,6 +23,7 @@ log-probs (llama.cpp's only kind), and a fixed seed. Its sampling defaults (top-
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import socket
@@ -79,7 +80,8 @@ def gguf_cache_dir() -> Path:
 def exported_gguf(model: str, cache_dir: str | Path | None = None) -> Path:
     """Return a GGUF export of ``model``, writing it on first use.
 
-    The file name carries the weights' fingerprint, so retrained weights get a new export.
+    The file name carries the weights' fingerprint and the tokenizer's hash, so retrained
+    weights or a changed tokenizer get a new export.
     """
     from codexlab.models import resolve_model
     from codexlab.models.gguf import export_gguf
@@ -87,8 +89,10 @@ def exported_gguf(model: str, cache_dir: str | Path | None = None) -> Path:
 
     src = Path(resolve_model(model)).expanduser()
     fp = weights_fingerprint(str(src)) or "nofp"
+    tok = src / "tokenizer.json"
+    tok_hash = hashlib.sha256(tok.read_bytes()).hexdigest()[:8] if tok.is_file() else "notok"
     out = Path(cache_dir) if cache_dir else gguf_cache_dir()
-    path = out / f"{src.name}-{fp}.gguf"
+    path = out / f"{src.name}-{fp}-{tok_hash}.gguf"
     if not path.is_file():
         tmp = path.with_suffix(f".tmp{os.getpid()}")
         # The server started by llama_cpp_server tokenizes prompts with the model's own

@@ -981,7 +981,8 @@ def _retire_older_family(dest: Path, fresh: list[str]) -> None:
         meta = json.loads(card.read_text())
         if int(meta.get("family_version") or 1) < newest:
             shutil.rmtree(folder)
-            print(f"gpu_train: removed {folder.name} (family v1; still in git history)")
+            print(f"gpu_train: removed {folder.name} (family v{meta.get('family_version') or 1}; "
+                  "still in git history)")
         elif meta.get("variant") and meta.get("base_model") in fresh:
             # A fine-tune from an earlier (CPU) run whose base was just replaced: it was not
             # trained from these weights.
@@ -995,7 +996,7 @@ def _retire_older_family(dest: Path, fresh: list[str]) -> None:
                 print(f"gpu_train: kept {folder.name}, fine-tuned from an earlier "
                       f"{meta['base_model']}; to refresh it: codexlab train --size "
                       f"{meta['base_model']} --stage docstrings --init {meta['base_model']} "
-                      f"--out data/models/{folder.name}")
+                      f"--out {folder}")
 
 
 def unpack_mode(dirs: list[str]) -> int:

@@ -14,6 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from shipped import LARGEST
 
 from codexlab.sampling import SamplingConfig, sample_to_store
 from codexlab.sampling.backends import (
@@ -392,8 +393,8 @@ def test_vllm_backend_agrees_with_the_local_engine_greedy(tmp_path) -> None:  # 
     cfg = SamplingConfig(temperature=0.0, n=1, max_new_tokens=128, token_healing=0,
                          dtype="float32")
     store = Store(tmp_path / "s.sqlite")
-    local = sample_to_store("codex-mini-3m", problems, cfg, store, progress=False)
-    remote = sample_to_store("codex-mini-3m", problems, cfg, store, progress=False,
+    local = sample_to_store(LARGEST, problems, cfg, store, progress=False)
+    remote = sample_to_store(LARGEST, problems, cfg, store, progress=False,
                              backend=BackendConfig(name="vllm", dtype="float32",
                                                    gpu_memory_utilization=0.3))
     a = {r["task_id"]: r for r in store.samples(local)}

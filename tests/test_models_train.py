@@ -132,6 +132,9 @@ def test_resolve_and_builtin_models(tmp_path: Path) -> None:
         resolve_model("codex-mini-7b", tmp_path)
     with pytest.raises(ValueError, match="not trained"):
         resolve_model("codex-mini-4.7m", tmp_path)
+    # A retired v1 name (not in tmp_path's family) says where its weights went.
+    with pytest.raises(ValueError, match="v1 family, retired"):
+        resolve_model("codex-mini-s-0.4m", tmp_path)
 
 
 def test_power_law_fit_recovers_parameters() -> None:
@@ -222,8 +225,9 @@ def test_family_readme_lists_the_cards_humaneval() -> None:
     text = render_family_readme(rows, {}, he)
     assert ("| m-big | 0.0125 [0.0031, 0.0250] | 20 (0.2) | 0.0500 [0.0183, 0.0854] | "
             "100 (0.8) | 8 |") in text
-    # A model without a measured entry is not given invented numbers.
+    # A model without a measured entry is not given invented numbers, and is named as such.
     assert "| m-small | 0." not in text
+    assert "Not measured with this protocol yet: m-small (" in text
     assert "pass@100" not in render_family_readme(rows, {}, {})
 
 

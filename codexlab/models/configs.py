@@ -78,7 +78,8 @@ SIZES: dict[str, ModelSize] = {
     )
 }
 
-#: The first family's presets (tokenizer v1), kept so its shipped cards stay explained.
+#: The first family's presets (tokenizer v1, retired 2026-12-07), kept so its cards in git
+#: history and the v1 measurements quoted in the docs stay explained.
 SIZES_V1: dict[str, ModelSize] = {
     s.name: s
     for s in (

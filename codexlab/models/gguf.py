@@ -243,4 +243,4 @@ def export_gguf(model_dir: str | Path, out_path: str | Path, *,
     return out
 
 
-__all__ = ["GGUFExportError", "export_gguf"]
+__all__ = ["GGUFExportError", "export_gguf", "pretokenizer_kind"]

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from codexlab import paths
 from codexlab.models.card import read_model_card
-from codexlab.models.configs import FAMILY, SIZES
+from codexlab.models.configs import FAMILY, SIZES, SIZES_V1
 
 if TYPE_CHECKING:
     from codexlab.config import FigureConfig
@@ -136,6 +136,9 @@ def resolve_model(name_or_path: str, models_dir: Path | None = None) -> str:
         if name_or_path in SIZES:
             hint = (f" ({name_or_path} is a known size but not trained: "
                     f"codexlab train --size {name_or_path})")
+        elif base_model_name(name_or_path) in SIZES_V1:
+            hint = (f" ({name_or_path} belongs to the v1 family, retired on 2026-12-07; its "
+                    "weights are in git history)")
         raise ValueError(
             f"unknown built-in model {name_or_path!r}{hint}; available: "
             f"{', '.join(shipped) or 'none (run codexlab train --family)'}"

@@ -209,7 +209,7 @@ def render_family_readme(rows: list[dict], fit: dict,
                   "prompts + canonical solutions; the solution loss is the loss of the "
                   "canonical body's tokens given the prompt (`scripts/card_losses.py`), the "
                   "quantity the function stage trains.", ""]
-        rows = [*rows, *[{"model": v["model"]} for v in variants]]
+        rows = [*rows, *[{"model": v["model"]} for v in variants if v.get("variant") != "d"]]
     # A card whose pass@k was reset by later training (pass@1 None) has nothing to show yet.
     he = {m: e for m, e in (humaneval or {}).items() if e and e.get("pass@1") is not None}
     if he:
@@ -238,4 +238,11 @@ def render_family_readme(rows: list[dict], fit: dict,
                 f"{high.get('n', '?')} ({t_high}) | {solved} | "
                 f"{str(e.get('source', '')).split(' (')[0]} |")
         lines.append("")
+        # Say which models the table leaves out, so a missing row is not read as a zero.
+        missing = [r["model"] for r in rows if r["model"] not in he]
+        if missing:
+            lines += [f"Not measured with this protocol yet: {', '.join(missing)} "
+                      "(`scripts/record_humaneval_in_cards.py --measure`, `--variant s` for "
+                      "Codex-S). Codex-D models write docstrings; they are not measured here.",
+                      ""]
     return "\n".join(lines)

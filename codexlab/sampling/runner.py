@@ -52,7 +52,7 @@ def load_model(name_or_path: str, *, device: str | None = None,
     """Load a causal LM and its tokenizer, ready for sampling.
 
     Args:
-        name_or_path: Built-in short name (``codex-mini-3m``), local folder with
+        name_or_path: Built-in short name (``codex-mini-1.2m``), local folder with
             ``config.json``, or a Hugging Face id (from the local cache or the hub).
         device: Target device; default CUDA, then MPS, then CPU.
         dtype: ``float32``/``bfloat16``/``float16``; default bf16 on CUDA, fp32 elsewhere.
@@ -95,9 +95,10 @@ def _load_hint(name: str, why: str) -> str:
 def resolve_token_healing(cfg: SamplingConfig, model_name_or_path: str) -> SamplingConfig:
     r"""Return ``cfg`` with ``token_healing`` decided: as given, else by the model.
 
-    ``None`` (the default) becomes 1 for a built-in codex-mini model (its v1 tokenizer merges
+    ``None`` (the default) becomes 1 for a built-in codex-mini model (the v1 tokenizer merged
     ``"\n"`` with the indentation that follows, and every HumanEval prompt ends with a bare
-    ``"\n"`` token) and 0 for any other model
+    ``"\n"`` token; kept on for v2 so all built-in sets share one key rule) and 0 for any
+    other model
     (:func:`~codexlab.sampling.healing.default_token_healing`). Every caller that keys a
     sample set (:func:`sample_to_store`, the CLI, the figure pipeline through it) resolves
     here, so the default lives in one place.
