@@ -425,3 +425,47 @@ def figure_config(
         if key in changes and isinstance(changes[key], list):
             changes[key] = tuple(changes[key])
     return dataclasses.replace(base, **changes)
+
+
+def card_configs(n: int = 100, n_low: int = 20, sample_workers: int = 2, variant: str = "",
+                 store: str = "", tasks: str = "", models: tuple[str, ...] | list[str] = ()
+                 ) -> tuple[FigureConfig, FigureConfig]:
+    """Return the model cards' HumanEval protocol: ``(low, high)`` configs.
+
+    ``low`` samples every model at T=0.2 with ``n_low`` samples per task (pass@1 is a mean and
+    needs fewer), ``high`` at T=0.8 with ``n`` (pass@100 needs 100); both with the paper
+    preset's other settings (top_p 0.95, 300 new tokens, the Codex stops, its seed) and all
+    164 tasks. ``scripts/record_humaneval_in_cards.py --measure`` samples it into the run
+    store (the same set keys as paper mode) and exports it to :func:`card_results_dir`.
+
+    Reproduces: the Codex paper's Fig 6 / Table 1 protocol (pass@1 at T=0.2, pass@100 at
+    T=0.8), with n = 20 and 100 samples per task instead of the paper's 200.
+
+    Args:
+        n: Samples per task at T=0.8.
+        n_low: Samples per task at T=0.2.
+        sample_workers: (model, T) sets sampled at once.
+        variant: ``""`` the base models, ``"s"`` Codex-S (``codex-mini-s-*``).
+        store: Run store (``""``: the results directory's).
+        tasks: Task selection (toy runs; the cards use all 164).
+        models: Built-in names (``()``: every shipped model of ``variant``).
+    """
+    def one(t: float, n_t: int) -> FigureConfig:
+        # Both scaling temperatures set to t: every model is sampled at t only.
+        return figure_config("paper", n=n_t, temperatures=[t], scaling_temperatures=(t, t),
+                             ranking_temperature=t, bleu_temperature=t, full_grid=False,
+                             k_max=min(100, n_t), sample_workers=sample_workers,
+                             variant=variant, store=store, tasks=tasks, models=models)
+    return one(0.2, n_low), one(0.8, n)
+
+
+def card_results_dir(variant: str = "") -> Path:
+    """Return where the card protocol's per-sample results are committed.
+
+    ``data/results/cards`` for the base models, ``data/results/cards/codex-<variant>`` for a
+    fine-tuned variant (compact tables, no completion text; see :func:`card_configs`).
+    """
+    from codexlab.paths import DATA_DIR
+
+    base = DATA_DIR / "results" / "cards"
+    return base / f"codex-{variant}" if variant else base

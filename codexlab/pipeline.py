@@ -32,7 +32,7 @@ from codexlab.config import FigureConfig
 from codexlab.models.registry import card_fields as _card_fields
 from codexlab.models.registry import model_aliases as _model_aliases
 from codexlab.models.registry import model_card as _card
-from codexlab.models.registry import model_label
+from codexlab.models.registry import model_dir, model_label
 
 #: Columns of the compact per-sample table (no completion text: it is large, and no figure
 #: needs it).
@@ -946,6 +946,48 @@ def read_compact(path: str | Path) -> Any:
     df = df.astype({"model": "object", "task_id": "object", "status": "object"})
     df["passed"] = df["passed"].astype("boolean")
     return df
+
+
+def card_results(cfg: FigureConfig, *, quiet: bool = False) -> Any | None:
+    """Return the model cards' committed per-sample results for ``cfg``'s models, or None.
+
+    The cards' protocol (:func:`codexlab.config.card_configs`: pass@1 at T=0.2 with n=20,
+    pass@100 at T=0.8 with n=100, all 164 tasks, the paper's other settings) is measured by
+    ``scripts/record_humaneval_in_cards.py --measure`` for the shipped family only, so this
+    answers only for the built-in models (``cfg.models`` empty) of ``cfg.variant``. A model
+    whose weights changed after its measurement (the card's ``humaneval.weights`` is not
+    the current weights fingerprint) is left out, with a line that says so.
+
+    Args:
+        cfg: A figure config; its mode, n and temperatures do not matter.
+        quiet: Do not print the line about left-out models.
+
+    Returns:
+        DataFrame with :data:`COMPACT_COLUMNS` (``model`` the short name), or None when
+        ``cfg`` names its own models, nothing is committed or no model is left.
+    """
+    from codexlab.config import card_results_dir
+    from codexlab.sampling.runner import weights_fingerprint
+
+    folder = card_results_dir(cfg.variant)
+    if cfg.models or not has_compact_results(folder):
+        return None
+    df = read_compact(folder)
+    keep, stale = [], []
+    for name in cfg.resolved_models():
+        if not (df["model"] == name).any():
+            continue
+        measured = (_card(name).get("humaneval") or {}).get("weights")
+        if model_dir(name) is not None and measured != weights_fingerprint(name):
+            stale.append(name)
+        else:
+            keep.append(name)
+    if stale and not quiet:
+        print(f"card results left out: {', '.join(stale)} (weights changed since the card "
+              "was measured; rerun scripts/record_humaneval_in_cards.py --measure)")
+    if not keep:
+        return None
+    return df[df["model"].isin(keep)].reset_index(drop=True)
 
 
 def import_compact(path: str | Path, store: Any, *, run_id: str | None = None) -> list[str]:

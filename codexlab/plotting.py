@@ -155,7 +155,9 @@ def _note_if_all_zero(ax: Any, values: Any, what: str = "no sample passed",
 
     ``x``: where to centre the note, in data coordinates (default: the middle of the axes).
     """
-    if len(values) and float(np.nanmax(np.asarray(values, dtype=float))) == 0.0:
+    # abs: a ranking gain can be below 0 (the pick did worse than random) without every
+    # curve being at 0.
+    if len(values) and float(np.nanmax(np.abs(np.asarray(values, dtype=float)))) == 0.0:
         if x is None:
             ax.text(0.5, 0.55, f"{what}: every curve is at 0", transform=ax.transAxes,
                     ha="center", fontsize=8, color="#555555")
@@ -376,6 +378,18 @@ def plot_scaling(table: pd.DataFrame, ax: Any = None, *, reference: bool = True,
     if ours_max == 0.0:
         ax.text(0.02, 0.5, "ours: no sample passed,\nevery point at 0", transform=ax.transAxes,
                 fontsize=7, color="#555555", va="center")
+    elif ours_max < 0.05:
+        # Beside Codex's curves (up to ~70 %) rates under a few percent sit on the axis:
+        # print the non-zero ones so they read as measured, not as 0.
+        shown = table[table["value"] > 0].sort_values([x, "k"])
+        for i, r in enumerate(shown.itertuples(index=False)):
+            first = int(r.k) == 1
+            # Well above the axis, clear of the "Codex-12M" label at ~9 %; one row per
+            # label, so neighbouring sizes' labels do not overlap.
+            ax.annotate(f"{r.metric} = {r.value:.2%}", (getattr(r, x), r.value),
+                        textcoords="offset points", xytext=(0, 48 + 13 * i),
+                        ha="center", fontsize=7, color="#0072B2" if first else "#D55E00",
+                        arrowprops={"arrowstyle": "-", "color": "#999999", "lw": 0.6})
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return ax
 
@@ -639,10 +653,15 @@ def plot_codex_s(table: pd.DataFrame, axes: Sequence[Any] | None = None) -> Sequ
         for family, g in g_all.groupby("family", sort=False):
             g = g.sort_values("params_non_embedding")
             c = FAMILY_COLORS.get(str(family), "#333333")
+            base = family == "Codex"
+            # Codex as small filled circles over Codex-S's larger hollow squares (as in Fig 6):
+            # where the two families coincide (both at 0, or the same pass@100) both show.
             ax.errorbar(g["params_non_embedding"], g["value"],
                         yerr=[g["value"] - g["lo"], g["hi"] - g["value"]], color=c,
-                        marker="o" if family == "Codex" else "s", markersize=5, capsize=3,
-                        linestyle="-" if family == "Codex" else "--", label=str(family))
+                        marker="o" if base else "s", markersize=5 if base else 8,
+                        markerfacecolor=None if base else "white", markeredgewidth=1.4,
+                        capsize=3, linestyle="-" if base else "--", zorder=4 if base else 3,
+                        label=str(family))
         t = float(g_all["temperature"].iloc[0])
         if metric == "ranking gain":
             k = int(g_all["k"].max())

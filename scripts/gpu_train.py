@@ -68,6 +68,81 @@ def _env(name: str, default: str) -> str:
     return os.environ.get(name, "") or default
 
 
+def _vocab_size(tokenizer: Path) -> int:
+    """Return the vocabulary size training gives the models of a ``tokenizers`` JSON file."""
+    from tokenizers import Tokenizer
+
+    return Tokenizer.from_file(str(tokenizer)).get_vocab_size()
+
+
+def weight_bytes(size: str, vocab_size: int) -> int:
+    """Return the bf16 weights file size of a preset (tied embedding), header left out."""
+    from codexlab.models.configs import SIZES
+
+    return 2 * SIZES[size].total_params(vocab_size)
+
+
+def _fate(meta: dict[str, Any], fresh: list[str], newest: int) -> str:
+    """Say what the unpack does with a shipped model beside the ``fresh`` ones.
+
+    ``"old_family"`` (removed: an older family version), ``"rebased_s"`` (removed: a Codex-S
+    model whose base was retrained), ``"rebased"`` (kept: another variant of a retrained
+    base, e.g. Codex-D) or ``"keep"``.
+    """
+    if int(meta.get("family_version") or 1) < newest:
+        return "old_family"
+    if meta.get("variant") and meta.get("base_model") in fresh:
+        return "rebased_s" if meta["variant"] == "s" else "rebased"
+    return "keep"
+
+
+def kept_models(dest: Path, sizes: list[str]) -> dict[str, int]:
+    """Return name -> weights bytes of the models in ``dest`` an unpack of ``sizes`` keeps.
+
+    Those are the models it neither replaces (a size retrained, a Codex-S copy of one) nor
+    retires (:func:`_retire_older_family`): e.g. a Codex-D model.
+    """
+    from codexlab.models.configs import FAMILY_VERSION
+
+    out: dict[str, int] = {}
+    for folder in sorted(dest.glob("codex-mini-*")) if dest.is_dir() else []:
+        card = folder / "model_card.json"
+        if folder.name in sizes or not card.exists():
+            continue
+        if _fate(json.loads(card.read_text()), sizes, FAMILY_VERSION) in ("keep", "rebased"):
+            out[folder.name] = sum(f.stat().st_size for f in folder.glob("*.safetensors"))
+    return out
+
+
+def s_sizes_within(sizes: list[str], vocab_size: int, kept_bytes: int, budget: int) -> list[str]:
+    """Return the sizes whose Codex-S copies fit ``budget`` beside the base family, small first.
+
+    Greedy from the largest size down (the larger a Codex-S model, the more it shows), each
+    copy taken while base models + copies + ``kept_bytes`` stay within ``budget`` bytes.
+    Reproduces: the weights limit of issue 10 (all shipped weights <= 120 MB in git).
+    """
+    total = kept_bytes + sum(weight_bytes(s, vocab_size) for s in sizes)
+    chosen = []
+    for size in reversed(sizes):
+        if total + weight_bytes(size, vocab_size) <= budget:
+            total += weight_bytes(size, vocab_size)
+            chosen.append(size)
+    return chosen[::-1]
+
+
+def weights_plan(sizes: list[str], s_sizes: list[str], vocab_size: int, kept: dict[str, int],
+                 budget: int) -> str:
+    """Return one line: the shipped weights after this run against the budget (MB = 1e6 B)."""
+    base = sum(weight_bytes(s, vocab_size) for s in sizes)
+    var = sum(weight_bytes(s, vocab_size) for s in s_sizes)
+    total = base + var + sum(kept.values())
+    line = (f"shipped weights after unpack: base {base / 1e6:.1f} MB + Codex-S "
+            f"{var / 1e6:.1f} MB ({', '.join(s_sizes) or 'none'}) + kept "
+            f"{sum(kept.values()) / 1e6:.1f} MB ({', '.join(kept) or 'none'}) = "
+            f"{total / 1e6:.1f} MB of the {budget / 1e6:.0f} MB budget")
+    return line + ("" if total <= budget else "  ** OVER BUDGET: set S_SIZES or WEIGHTS_MB **")
+
+
 @dataclass
 class Settings:
     """The knobs of a run, from the environment (see the wrapper's header)."""
@@ -109,6 +184,8 @@ class Settings:
     sample_tasks: str = ""
     sample_compile: str = "no"
     check_tasks: int = 4
+    weights_budget: int = 0
+    weights_plan: str = ""
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -164,15 +241,25 @@ class Settings:
         if unknown or not st.sizes:
             raise Fail(f"unknown size(s) {', '.join(unknown) or '(none)'}; known: "
                        f"{', '.join(SIZES)}", 2)
-        # Codex-S variants (function-level stage on a copy of the pretrained base): by
-        # default the three largest sizes, so base + variants stay within the weights budget.
-        s_env = _env("S_SIZES", ",".join(st.sizes[-1:] if toy else st.sizes[-3:]))
-        st.s_sizes = [] if s_env == "none" else [x.strip() for x in s_env.split(",")
-                                                   if x.strip()]
-        if bad := [x for x in st.s_sizes if x not in st.sizes]:
-            raise Fail(f"S_SIZES {', '.join(bad)} not among SIZES", 2)
         if not st.tokenizer.is_file():
             raise Fail(f"tokenizer {st.tokenizer} not found (TOKENIZER=...)", 2)
+        # Codex-S variants (function-level stage on a copy of the pretrained base): by default
+        # the largest that fit the shipped-weights budget beside the base family and the
+        # models the unpack keeps (see weights_plan).
+        from codexlab.models.configs import WEIGHTS_BUDGET_BYTES
+
+        st.weights_budget = int(float(_env("WEIGHTS_MB", str(WEIGHTS_BUDGET_BYTES / 1e6))) * 1e6)
+        vocab = _vocab_size(st.tokenizer)
+        kept = kept_models(Path(_env("MODELS", str(REPO / "data/models"))), st.sizes)
+        s_env = _env("S_SIZES", ",".join(st.sizes[-1:]) if toy else "")
+        if s_env:
+            st.s_sizes = [] if s_env == "none" else [x.strip() for x in s_env.split(",")
+                                                       if x.strip()]
+        else:
+            st.s_sizes = s_sizes_within(st.sizes, vocab, sum(kept.values()), st.weights_budget)
+        if bad := [x for x in st.s_sizes if x not in st.sizes]:
+            raise Fail(f"S_SIZES {', '.join(bad)} not among SIZES", 2)
+        st.weights_plan = weights_plan(st.sizes, st.s_sizes, vocab, kept, st.weights_budget)
         if st.optimizer not in ("muon", "adamw"):
             raise Fail(f"OPTIMIZER must be muon or adamw, not {st.optimizer!r}", 2)
         if not 0.0 <= st.func_share < 1.0:
@@ -539,6 +626,7 @@ def train_mode(st: Settings) -> int:
     log(f"start: sizes {', '.join(st.sizes)}; total {st.total:.0f} s, margin {st.margin:.0f} s; "
         f"{'concurrent' if st.concurrent else 'sequential'}; batch {st.batch} x {st.seq}; "
         f"GPU {gpu or 'none'}; {os.cpu_count()} CPUs; work {st.work}")
+    log(st.weights_plan)
 
     # 1. Corpus v2 + function set, with the shipped tokenizer (no BPE training).
     t = time.time()
@@ -864,12 +952,10 @@ def sample_mode(st: Settings, end: float, models: list[str]) -> int:
     os.environ["CODEXLAB_MODELS_DIR"] = str(st.models)
     import torch
 
+    from codexlab.config import card_configs
     from codexlab.pipeline import load_problems, sampling_config
     from codexlab.sampling import load_model, sample_to_store
     from codexlab.store import Store
-
-    sys.path.insert(0, str(REPO / "scripts"))
-    from record_humaneval_in_cards import card_configs
 
     if st.threads:
         torch.set_num_threads(int(st.threads))
@@ -979,24 +1065,24 @@ def _retire_older_family(dest: Path, fresh: list[str]) -> None:
         if folder.name in fresh or not card.exists():
             continue
         meta = json.loads(card.read_text())
-        if int(meta.get("family_version") or 1) < newest:
+        fate = _fate(meta, fresh, newest)
+        if fate == "old_family":
             shutil.rmtree(folder)
             print(f"gpu_train: removed {folder.name} (family v{meta.get('family_version') or 1}; "
                   "still in git history)")
-        elif meta.get("variant") and meta.get("base_model") in fresh:
-            # A fine-tune from an earlier (CPU) run whose base was just replaced: it was not
-            # trained from these weights.
-            if meta["variant"] == "s":
-                # Figs 9/10 pair each Codex-S model with its base by name: drop it.
-                shutil.rmtree(folder)
-                print(f"gpu_train: removed {folder.name} (its base {meta['base_model']} was "
-                      "retrained; still in git history)")
-            else:
-                # Codex-D stands alone (it writes docstrings for any model's samples): keep it.
-                print(f"gpu_train: kept {folder.name}, fine-tuned from an earlier "
-                      f"{meta['base_model']}; to refresh it: codexlab train --size "
-                      f"{meta['base_model']} --stage docstrings --init {meta['base_model']} "
-                      f"--out {folder}")
+        elif fate == "rebased_s":
+            # A fine-tune from an earlier (CPU) run whose base was just replaced was not
+            # trained from these weights, and Figs 9/10 pair each Codex-S model with its base
+            # by name: drop it.
+            shutil.rmtree(folder)
+            print(f"gpu_train: removed {folder.name} (its base {meta['base_model']} was "
+                  "retrained; still in git history)")
+        elif fate == "rebased":
+            # Codex-D stands alone (it writes docstrings for any model's samples): keep it.
+            print(f"gpu_train: kept {folder.name}, fine-tuned from an earlier "
+                  f"{meta['base_model']}; to refresh it: codexlab train --size "
+                  f"{meta['base_model']} --stage docstrings --init {meta['base_model']} "
+                  f"--out {folder}")
 
 
 def unpack_mode(dirs: list[str]) -> int:
@@ -1050,6 +1136,14 @@ def unpack_mode(dirs: list[str]) -> int:
         print(f"gpu_train: unpacked {model} -> {target}")
     if done and not [m for m in incomplete if m != CARDS]:
         _retire_older_family(dest, done)
+        from codexlab.models.configs import WEIGHTS_BUDGET_BYTES
+
+        total = sum(f.stat().st_size for f in dest.glob("codex-mini-*/*.safetensors"))
+        print(f"gpu_train: shipped weights in {dest}: {total / 1e6:.1f} MB of the "
+              f"{WEIGHTS_BUDGET_BYTES / 1e6:.0f} MB budget")
+        if total > WEIGHTS_BUDGET_BYTES:
+            print("gpu_train: WARNING: over the weights budget (issue 10): remove a Codex-S "
+                  "copy before committing (tests/test_models_registry.py checks it)")
     if default_dest and _env("SCALING", "1") == "1" and done:
         if meta.get("corpus"):
             (REPO / "data/codex_mini_corpus.json").write_text(

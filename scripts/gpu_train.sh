@@ -24,7 +24,7 @@
 #      it reports, --unpack prints it and warns on differing stops); the store comes back as
 #      gzipped parts right after call 1's and is executed here (never on the GPU machine),
 #      where a set cut short by the deadline is completed. On a 2-core CPU the same sets of
-#      the 25m model would take hours.
+#      the 22m model would take hours.
 #   The parts wait in $WORK (/tmp/codexlab-gpu) for `scripts/gpu_train.sh --fetch` (PART=2, 3,
 #   ...), which must run at once: the machine goes back ~30 s after a call.
 #
@@ -59,17 +59,20 @@
 #   SIZES         comma-separated sizes (default: every v2 size)
 #   TOKENIZER     tokenizer JSON (default data/tokenizer/codex-mini-v2.json)
 #   ROOTS         corpus source folders, ':'-separated (default: the interpreter's stdlib and
-#                 site-packages); MAX_FILES caps the corpus at that many kept files, in path
-#                 order (default 20000, ~90 M tokens: its build time comes off training;
-#                 "none" for no cap)
+#                 site-packages); MAX_FILES caps the corpus at that many kept files, drawn
+#                 over every package in a fixed pseudo-random order (default 20000, ~90 M
+#                 tokens: its build time comes off training; "none" for no cap)
 #   CONCURRENT    1 (default) or 0, see above; LANE_MIN_S (default 150) is the shortest window
 #                 a size gets when concurrent (its compile must not eat it)
 #   BATCH, SEQ    sequences per step (default 128) and context (default 512)
 #   FUNC_SHARE    share of each size's window for the function stage (default 0.1, at least
 #                 FUNC_MIN_S=40 s: compile from warm caches + FUNC_EPOCHS passes fit in it)
 #   FUNC_EPOCHS   at most this many passes over the function set (default 2)
-#   S_SIZES       sizes that get a Codex-S copy (default: the three largest of SIZES, so base
-#                 + variants stay within the 250 MB weights budget; "none": no function stage)
+#   S_SIZES       sizes that get a Codex-S copy (default: the largest whose copies fit
+#                 WEIGHTS_MB beside the base family and the models the unpack keeps, e.g.
+#                 codex-mini-d-1.2m: today 0.2m and 1.2m; the log's first lines give the
+#                 plan; "none": no function stage)
+#   WEIGHTS_MB    the shipped-weights budget in MB (default 120, issue 10's limit)
 #   OVERHEAD      seconds per stage outside its training loop: model build, final evaluation,
 #                 save (default 15; gpu_train.json records the measured overhead_s)
 #   COMPILE, DEVICE, THREADS   training settings (defaults auto, auto, torch's); a stage that

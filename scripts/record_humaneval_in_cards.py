@@ -24,6 +24,8 @@ Usage:
     ``CODEXLAB_ALLOW_CODE_EXEC=1 python scripts/record_humaneval_in_cards.py --measure --variant s``
     ``... --measure --store results/gpu-cards.sqlite`` (samples drawn on a GPU machine by
     ``scripts/gpu_train.sh``: only executed here)
+    ``... --measure --variant s --models codex-mini-s-0.2m`` (one model; the committed rows of
+    the variant's other shipped models are kept in the export)
 """
 
 from __future__ import annotations
@@ -31,39 +33,24 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from codexlab.config import FigureConfig, figure_config
+from codexlab.config import FigureConfig, card_configs, card_results_dir, figure_config
 from codexlab.metrics import bootstrap_pass_at_k
 from codexlab.models import builtin_models
 from codexlab.models.card import read_model_card, write_model_card
-from codexlab.pipeline import export_compact, load_results, read_compact, run_grid
+from codexlab.pipeline import (
+    export_compact,
+    has_compact_results,
+    load_results,
+    read_compact,
+    run_grid,
+)
 from codexlab.sampling.runner import weights_fingerprint
 
-#: Where ``--measure`` exports its compact table (committed with the cards it feeds).
-CARDS_DIR = Path(__file__).resolve().parents[1] / "data" / "results" / "cards"
+#: The repository root (the card's source paths are written relative to it).
+REPO = Path(__file__).resolve().parents[1]
 
-
-def cards_dir(variant: str = "") -> Path:
-    """Return where the card protocol's compact table of a family variant is kept."""
-    return CARDS_DIR / f"codex-{variant}" if variant else CARDS_DIR
-
-
-def card_configs(n: int = 100, n_low: int = 20, sample_workers: int = 2,
-                 variant: str = "", store: str = "",
-                 tasks: str = "") -> tuple[FigureConfig, FigureConfig]:
-    """Return the card protocol: paper settings, (T=0.2, n_low) and (T=0.8, n) per model.
-
-    ``variant``: ``""`` the base models, ``"s"`` the Codex-S models (``codex-mini-s-*``).
-    ``store``: the run store (default: the results directory's). ``tasks``: a task selection
-    (toy runs of ``scripts/gpu_train.sh``; the cards use all 164).
-    """
-    def one(t: float, n_t: int) -> FigureConfig:
-        # Both scaling temperatures set to t: every model is sampled at t only.
-        return figure_config("paper", n=n_t, temperatures=[t], scaling_temperatures=(t, t),
-                             ranking_temperature=t, bleu_temperature=t,
-                             full_grid=False, k_max=min(100, n_t),
-                             sample_workers=sample_workers, variant=variant, store=store,
-                             tasks=tasks)
-    return one(0.2, n_low), one(0.8, n)
+#: Where ``--measure`` exports a variant's compact table (committed with the cards it feeds).
+cards_dir = card_results_dir
 
 
 def record(df, low: FigureConfig, high: FigureConfig, source: str,
@@ -110,23 +97,57 @@ def record(df, low: FigureConfig, high: FigureConfig, source: str,
         print(name, {k: v for k, v in entry.items() if k.startswith("pass@")})
 
 
+def with_committed_rows(df, out_dir: Path, others: list[str]):
+    """Return ``df`` plus the rows of the models ``others`` already exported to ``out_dir``.
+
+    Rows of any other model in ``out_dir`` (one no longer shipped, or one in ``df``) are left
+    out. ``df``: per-sample results (:data:`codexlab.pipeline.COMPACT_COLUMNS`).
+    """
+    import pandas as pd
+
+    if not others or not has_compact_results(out_dir):
+        return df
+    old = read_compact(out_dir)
+    return pd.concat([old[old["model"].isin(others)], df], ignore_index=True)
+
+
 def measure(n: int, n_low: int, sample_workers: int, variant: str = "",
-            store: str = "") -> tuple[FigureConfig, FigureConfig]:
+            store: str = "", models: tuple[str, ...] = ()) -> tuple[FigureConfig, FigureConfig]:
     """Sample and execute the card protocol (T=0.8 first), export it to :func:`cards_dir`.
 
     ``store``: the run store to use (e.g. the one ``scripts/gpu_train.sh --unpack`` wrote from
     the GPU machine's samples); sets it already holds are executed, not sampled again.
+    ``models``: measure only these built-in models; the export keeps the committed rows of
+    the variant's other shipped models (rows of models no longer shipped are dropped).
+
+    Raises:
+        ValueError: A name in ``models`` is not a shipped model of ``variant``.
     """
+    import dataclasses
     import json
 
     import pandas as pd
 
-    low, high = card_configs(n, n_low, sample_workers, variant, store)
+    shipped = builtin_models(variant=variant)
+    unknown = [m for m in models if m not in shipped]
+    if unknown:
+        raise ValueError(f"--models {' '.join(unknown)}: not a shipped "
+                         f"{'codex-' + variant + ' ' if variant else ''}model; choose from "
+                         f"{', '.join(shipped) or '(none in data/models)'}"
+                         f"{'' if variant else ' (Codex-S names need --variant s)'}")
+    low, high = card_configs(n, n_low, sample_workers, variant, store, models=tuple(models))
     out_dir = cards_dir(variant)
     for cfg in (high, low):
         run_grid(cfg, stages=("sample", "execute"))
     df = pd.concat([load_results(high, source="store"), load_results(low, source="store")],
                    ignore_index=True)
+    if models:
+        # Measuring one model must not drop the others' committed per-sample rows: their
+        # sets are usually not in this store (another session, another machine).
+        df = with_committed_rows(df, out_dir, [m for m in shipped if m not in models])
+        # models.csv then covers every shipped model of the variant, smallest first.
+        high = dataclasses.replace(high, models=())
+        low = dataclasses.replace(low, models=())
     export_compact(high, df=df, out_dir=out_dir)
     meta_path = out_dir / "meta.json"
     meta = json.loads(meta_path.read_text())
@@ -156,14 +177,22 @@ def main() -> None:
     ap.add_argument("--store", default="",
                     help="run store for --measure (default: the results directory's), e.g. "
                          "results/gpu-cards.sqlite from scripts/gpu_train.sh --unpack")
+    ap.add_argument("--models", nargs="+", default=[], metavar="NAME",
+                    help="with --measure: only these shipped models (e.g. codex-mini-s-0.2m); "
+                         "the other models' committed rows stay in the export")
     args = ap.parse_args()
+    if args.models and not args.measure:
+        ap.error("--models needs --measure (without it every shipped model is re-recorded)")
     if args.measure or args.from_cards:
         if args.measure:
-            low, high = measure(args.n, args.n_low, args.sample_workers, args.variant,
-                                args.store)
+            try:
+                low, high = measure(args.n, args.n_low, args.sample_workers, args.variant,
+                                    args.store, tuple(args.models))
+            except ValueError as exc:
+                ap.error(str(exc))
         else:
             low, high = card_configs(args.n, args.n_low, variant=args.variant)
-        where = cards_dir(args.variant).relative_to(CARDS_DIR.parents[2])
+        where = cards_dir(args.variant).relative_to(REPO)
         record(read_compact(cards_dir(args.variant)), low, high,
                f"{where}/ (card protocol: paper settings; n per task below)")
     else:

@@ -8,7 +8,7 @@
 #
 # Environment knobs (all optional):
 #   BUDGET_SCALE  multiply each size's preset CPU minutes (v2: 0.2m: 10, 1.2m: 20, 4.7m: 45,
-#                 14m: 120, 25m: 200; `codexlab train --list`); default 1.0
+#                 14m: 120, 22m: 180; `codexlab train --list`); default 1.0
 #   TIME_BUDGET   seconds per size instead (the same for every size)
 #   RESUME=1      continue from the weights in the output folder (keeps their tokenizer)
 #   OUT           train in this folder instead of data/models; with RESUME=1 the shipped models

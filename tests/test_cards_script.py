@@ -57,3 +57,29 @@ def test_record_writes_exact_pass_at_k_and_replaces_the_old_entry(cards, tmp_pat
     assert "pass@10_T0.8" not in he  # replaced, not merged with an older protocol's entry
     assert he["weights"] and he["note"] == "measured"
     assert "pass@100" in (d / "README.md").read_text()
+
+
+def test_measuring_some_models_keeps_the_others_committed_rows(cards, tmp_path):
+    from codexlab.pipeline import compact_table, write_compact
+
+    def rows(model: str, passed: bool) -> pd.DataFrame:
+        return pd.DataFrame([{"model": model, "temperature": 0.8, "task_id": f"T/{i}",
+                              "idx": 0, "passed": passed, "status": "passed" if passed
+                              else "failed"} for i in range(3)])
+
+    out = tmp_path / "cards"
+    for model, passed in (("codex-mini-a", True), ("codex-mini-b", False),
+                          ("codex-mini-retired", False)):
+        write_compact(compact_table(rows(model, passed)), out / f"samples-{model}.parquet")
+    # codex-mini-b measured again (now passing); codex-mini-a kept; the retired one dropped.
+    merged = cards.with_committed_rows(rows("codex-mini-b", True), out, ["codex-mini-a"])
+    assert sorted(merged["model"].unique()) == ["codex-mini-a", "codex-mini-b"]
+    assert len(merged) == 6 and merged["passed"].all()
+    assert cards.with_committed_rows(rows("codex-mini-b", True), out, []).shape[0] == 3
+
+
+def test_measure_names_an_unknown_model_and_the_choices(cards):
+    with pytest.raises(ValueError, match=r"codex-mini-s-9m.*choose from.*codex-mini-s-"):
+        cards.measure(2, 1, 1, variant="s", models=("codex-mini-s-9m",))
+    with pytest.raises(ValueError, match="need --variant s"):
+        cards.measure(2, 1, 1, models=("codex-mini-s-9m",))

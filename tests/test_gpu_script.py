@@ -289,10 +289,44 @@ def test_fetch_without_a_run_and_bad_settings_fail_with_one_line(tmp_path: Path)
     assert res.returncode == 2 and "OUT is not set" in res.stderr
 
 
-def test_call_plan_of_the_real_family_fits_two_calls() -> None:
-    """The v2 family's folders (~113 MB of bf16 weights) in 15 MiB parts: two calls."""
+def test_codex_s_copies_fit_the_weights_budget_beside_what_the_unpack_keeps(
+        tmp_path: Path) -> None:
     gt = _orchestrator()
-    folder_mb = [1.9, 5.1, 14.2, 34.6, 59.5]  # bf16 weights + tokenizer + card, per size
+    sizes = ["codex-mini-0.2m", "codex-mini-1.2m", "codex-mini-4.7m", "codex-mini-14m",
+             "codex-mini-22m"]
+    vocab = 8192  # tokenizer v2
+    base = sum(gt.weight_bytes(s, vocab) for s in sizes)
+    assert round(base / 1e6, 1) == 106.8
+    assert gt.s_sizes_within(sizes, vocab, 0, 120_000_000) == [
+        "codex-mini-0.2m", "codex-mini-1.2m"]
+    # Room for one more large copy when the budget allows it; none when nothing fits.
+    assert gt.s_sizes_within(sizes, vocab, 0, 122_000_000) == [
+        "codex-mini-0.2m", "codex-mini-4.7m"]
+    assert gt.s_sizes_within(sizes, vocab, 14_000_000, 120_000_000) == []
+    # What the unpack keeps counts: a Codex-D model (kept), not a Codex-S copy of a retrained
+    # base, an older family's model or a size being retrained.
+    dest = tmp_path / "models"
+    for name, card in {"codex-mini-d-1.2m": {"family_version": 2, "variant": "d",
+                                             "base_model": "codex-mini-1.2m"},
+                       "codex-mini-s-1.2m": {"family_version": 2, "variant": "s",
+                                             "base_model": "codex-mini-1.2m"},
+                       "codex-mini-3m": {"family_version": 1},
+                       "codex-mini-1.2m": {"family_version": 2}}.items():
+        (dest / name).mkdir(parents=True)
+        (dest / name / "model_card.json").write_text(json.dumps(card))
+        (dest / name / "model.safetensors").write_bytes(b"\0" * 1000)
+    assert gt.kept_models(dest, sizes) == {"codex-mini-d-1.2m": 1000}
+
+
+def test_call_plan_of_the_real_family_fits_three_calls() -> None:
+    """The v2 family's folders (106.8 MB of bf16 weights) and the default Codex-S copies in
+    15 MiB parts, with the card samples' store: three calls (13 parts, 6 per call)."""
+    gt = _orchestrator()
+    sizes = ["codex-mini-0.2m", "codex-mini-1.2m", "codex-mini-4.7m", "codex-mini-14m",
+             "codex-mini-22m"]
+    s_sizes = gt.s_sizes_within(sizes, 8192, 4_514_960, 120_000_000)
+    # bf16 weights + tokenizer + card (~0.5 MB) per folder; the gzipped card store ~8 MB.
+    folder_mb = [gt.weight_bytes(s, 8192) / 1e6 + 0.5 for s in [*sizes, *s_sizes]] + [8.0]
     parts = []
     for mb in folder_mb:
         left = int(mb * 1e6)
@@ -300,7 +334,7 @@ def test_call_plan_of_the_real_family_fits_two_calls() -> None:
             parts.append(min(left, 15 * MIB))
             left -= 15 * MIB
     calls = gt.plan_calls(parts)
-    assert calls == sorted(calls) and max(calls) == 2
+    assert calls == sorted(calls) and max(calls) == 3
     for c in set(calls):
         mine = [p for p, k in zip(parts, calls, strict=True) if k == c]
         assert len(mine) + gt.RESERVED_FILES <= TOOL_FILES
@@ -349,7 +383,14 @@ def test_real_run_defaults_cap_the_corpus_and_sample_the_cards(monkeypatch: pyte
     st = gt.Settings.from_env()
     assert st.max_files == "20000" and st.sample_s == 100
     assert (st.sample_n, st.sample_n_low, st.sample_tasks) == (100, 20, "")
-    assert st.sizes[-1] == "codex-mini-25m"
+    assert st.sizes[-1] == "codex-mini-22m"
+    # Codex-S copies by default: those that fit the 120 MB weights budget beside the five base
+    # models (106.8 MB) and the shipped Codex-D model the unpack keeps.
+    assert st.s_sizes == ["codex-mini-0.2m", "codex-mini-1.2m"]
+    assert "OVER BUDGET" not in st.weights_plan and "of the 120 MB budget" in st.weights_plan
+    monkeypatch.setenv("S_SIZES", "codex-mini-22m")
+    assert "OVER BUDGET" in gt.Settings.from_env().weights_plan
+    monkeypatch.delenv("S_SIZES")
     monkeypatch.setenv("TOY", "1")
     assert gt.Settings.from_env().max_files == ""
     monkeypatch.setenv("SAMPLE_COMPILE", "maybe")

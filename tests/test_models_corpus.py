@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -93,6 +94,22 @@ def test_split_is_deterministic_and_by_package(src: Path) -> None:
     held = sum(f.bytes for f in a.files if f.split == "heldout")
     assert 0 < held < sum(f.bytes for f in a.files)
     assert split_of("0" * 64, 0.01) == "heldout" and split_of("f" * 64, 0.99) == "train"
+
+
+def test_capped_corpus_samples_every_package_the_same_under_any_prefix(
+        src: Path, tmp_path: Path) -> None:
+    # The GPU script caps its corpus (MAX_FILES): in path order the cap would keep only the
+    # first packages (here pkg, pkg0, pkg1) and none of the later ones (torch after aiohttp).
+    capped = build_corpus([src], FAKE_PROBLEMS, held_out_fraction=0.3, max_files=12)
+    assert len(capped.files) == 12
+    assert {f.package for f in capped.files} & {"pkg3", "pkg4", "pkg5"}
+    assert len({f.package for f in capped.files}) >= 5
+    moved = tmp_path / "another" / "prefix"
+    shutil.copytree(src, moved)
+    again = build_corpus([moved], FAKE_PROBLEMS, held_out_fraction=0.3, max_files=12)
+    rel = [Path(f.path).relative_to(src).as_posix() for f in capped.files]
+    assert [Path(f.path).relative_to(moved).as_posix() for f in again.files] == rel
+    assert again.manifest_hash() == capped.manifest_hash()
 
 
 def test_package_of_looks_through_site_packages(tmp_path: Path) -> None:

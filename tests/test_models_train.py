@@ -152,7 +152,21 @@ def test_cli_list_and_help_fast() -> None:
 
     out = subprocess.run([sys.executable, "-m", "codexlab", "train", "--list"],
                          capture_output=True, text=True, check=True).stdout
-    assert "codex-mini-0.2m" in out and "codex-mini-25m" in out
+    assert "codex-mini-0.2m" in out and "codex-mini-22m" in out
+
+
+def test_shipped_weights_fit_the_repository_budget() -> None:
+    """Issue 10: every shipped weights file together <= 120 MB in git, each < 100 MB."""
+    from codexlab.models.configs import WEIGHTS_BUDGET_BYTES
+    from codexlab.paths import models_dir
+
+    files = sorted(models_dir().glob("*/*.safetensors"))
+    assert files, f"no shipped weights under {models_dir()}"
+    assert all(f.stat().st_size < 100_000_000 for f in files)
+    total = sum(f.stat().st_size for f in files)
+    assert total <= WEIGHTS_BUDGET_BYTES, (
+        f"shipped weights {total / 1e6:.1f} MB > {WEIGHTS_BUDGET_BYTES / 1e6:.0f} MB: "
+        + ", ".join(f"{f.parent.name} {f.stat().st_size / 1e6:.1f}" for f in files))
 
 
 def test_prepare_data_reuses_a_models_tokenizer(toy_model: tuple[Path, dict],

@@ -167,6 +167,21 @@ def test_figures_no_run_replots_the_committed_results_without_a_store(results_di
     scaling = pd.read_csv(out / "fig06_scaling.csv")
     assert scaling["params_non_embedding"].notna().all()
     assert (scaling["params_non_embedding"] < scaling["params_total"]).all()
+    # Fig 6 and Fig 10 again at the model cards' protocol (data/results/cards/, all 164
+    # tasks): the numbers the cards state.
+    from codexlab.models import builtin_models
+    from codexlab.models.card import read_model_card
+
+    cards6 = pd.read_csv(out / "fig06_scaling_cards.csv")
+    assert set(cards6["metric"]) == {"pass@1", "pass@100"} and (cards6["n_tasks"] == 164).all()
+    for name, path in builtin_models().items():
+        he = read_model_card(path)["humaneval"]
+        got = cards6.set_index(["model", "metric"])["value"]
+        # (the CSV keeps 6 significant digits)
+        assert got[(name, "pass@100")] == pytest.approx(he["pass@100"], rel=1e-5, abs=1e-9)
+        assert got[(name, "pass@1")] == pytest.approx(he["pass@1"], rel=1e-5, abs=1e-9)
+    cards10 = pd.read_csv(out / "fig10_codex_s_cards.csv")
+    assert set(cards10["family"]) == {"Codex", "Codex-S"} and (cards10["n_tasks"] == 164).all()
     # Fig 7 and Fig 8 name the model and temperature they show.
     ranking = pd.read_csv(out / "fig07_ranking.csv")
     assert set(ranking["model"]) == {cfg.reference_label()}

@@ -358,3 +358,29 @@ def test_variant_config_and_codex_s_grid(tmp_path, monkeypatch) -> None:
     # Neither weights nor results: no Codex-S run.
     monkeypatch.setattr(paths, "DATA_DIR", tmp_path / "nodata")
     assert _codex_s_config(config.figure_config("quick"), [], "") is None
+
+
+def test_card_results_are_the_shipped_familys_on_the_weights_they_measured(monkeypatch,
+                                                                          capsys) -> None:
+    """Fig 6/10 at the cards' protocol re-plot data/results/cards/ for the built-in family."""
+    from codexlab.models import builtin_models
+    from codexlab.models.card import read_model_card
+    from codexlab.sampling import runner
+
+    cfg = config.figure_config("quick")
+    df = pipeline.card_results(cfg)
+    assert df is not None
+    shipped = builtin_models()
+    assert set(df["model"]) <= set(shipped)
+    for name in set(df["model"]):
+        # The rows are those the card's pass@100 was computed from.
+        he = read_model_card(shipped[name])["humaneval"]
+        high = df[(df["model"] == name) & (df["temperature"] == 0.8)]
+        solved = high.groupby("task_id")["passed"].any()
+        assert len(solved) == 164 and high.groupby("task_id").size().min() == 100
+        assert int(solved.sum()) == he["pass@100_T0.8"]["tasks_solved"]
+    # User models have no cards; weights changed since the measurement are left out.
+    assert pipeline.card_results(config.figure_config("quick", models=["gpt2"])) is None
+    monkeypatch.setattr(runner, "weights_fingerprint", lambda name: "retrained")
+    assert pipeline.card_results(cfg) is None
+    assert "weights changed since the card was measured" in capsys.readouterr().out

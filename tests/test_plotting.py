@@ -235,3 +235,41 @@ def test_codex_s_temperature_figure_says_when_every_temperature_ties_at_zero() -
 
     assert "every temperature\nties at 0" in texts(best(0.0))
     assert "ties at 0" not in texts(best(0.25))
+
+
+def test_scaling_figure_prints_small_non_zero_rates_and_says_when_all_are_zero() -> None:
+    import pandas as pd
+
+    def table(v: float) -> pd.DataFrame:
+        return pd.DataFrame([
+            {"model": m, "params_total": 2 * p, "params_non_embedding": p, "metric": metric,
+             "k": k, "temperature": t, "value": v if (m == "b" and k == 100) else 0.0,
+             "lo": 0.0, "hi": v, "n_tasks": 164}
+            for m, p in (("a", 2e5), ("b", 1.2e6)) for metric, k, t in
+            (("pass@1", 1, 0.2), ("pass@100", 100, 0.8))])
+
+    def texts(df: pd.DataFrame) -> list[str]:
+        ax = plotting.plot_scaling(df)
+        out = [t.get_text() for t in ax.texts]
+        plt.close(ax.figure)
+        return out
+
+    assert "pass@100 = 0.61%" in texts(table(1 / 164))
+    assert not any("=" in t for t in texts(table(0.3)))  # visible at the axis' scale
+    assert any("every point at 0" in t for t in texts(table(0.0)))
+
+
+def test_codex_s_figure_does_not_call_a_negative_ranking_gain_zero() -> None:
+    import pandas as pd
+
+    rows = [{"family": f, "model": f"{f}-{p}", "base_model": f"b-{p}",
+             "params_non_embedding": p, "metric": metric, "k": k, "temperature": t,
+             "value": v, "lo": min(v, 0), "hi": max(v, 0), "n_tasks": 164}
+            for f in ("Codex", "Codex-S") for p in (2e5, 1.2e6)
+            for metric, k, t, v in (("pass@1", 1, 0.2, 0.0), ("pass@100", 100, 0.8, 0.006),
+                                    ("ranking gain", 100, 0.8, -5e-5 if p > 1e6 else 0.0))]
+    axes = plotting.plot_codex_s(pd.DataFrame(rows))
+    notes = [[t.get_text() for t in ax.texts] for ax in axes]
+    plt.close(axes[0].figure)
+    assert any("every curve is at 0" in t for t in notes[0])  # pass@1: all 0
+    assert not notes[1] and not notes[2]  # pass@100 > 0; a gain below 0 is not "at 0"

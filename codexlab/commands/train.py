@@ -60,7 +60,9 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--data-dir", metavar="DIR",
                    help="corpus cache; default <results>/codex-mini-corpus")
     p.add_argument("--rebuild-data", action="store_true", help="rebuild the corpus cache")
-    p.add_argument("--max-files", type=int, help="cap the corpus (quick runs)")
+    p.add_argument("--max-files", type=int, metavar="N",
+                   help="cap the corpus at N kept files, drawn in a fixed pseudo-random order "
+                        "over every package (quick runs; the GPU script's 20000)")
     p.add_argument("--tokenizer", metavar="FILE",
                    help="use this tokenizers JSON (e.g. data/tokenizer/codex-mini-v2.json) "
                         "instead of training a BPE; a cache built with another one is rebuilt")

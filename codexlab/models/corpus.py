@@ -164,6 +164,22 @@ def split_of(sha256: str, held_out_fraction: float) -> str:
     return "heldout" if int(sha256[:8], 16) / 0xFFFFFFFF < held_out_fraction else "train"
 
 
+def sample_order(paths: Iterable[Path], roots: Iterable[Path]) -> list[Path]:
+    """Return ``paths`` in a fixed pseudo-random order: by sha256 of the path below its root.
+
+    The key leaves the root prefix out, so the same files under another prefix (another
+    venv, another machine) come in the same order; the path itself breaks ties.
+    """
+    roots = list(roots)
+
+    def key(path: Path) -> tuple[str, str]:
+        rel = min((path.relative_to(r).as_posix() for r in roots if path.is_relative_to(r)),
+                  key=len, default=path.as_posix())
+        return hashlib.sha256(rel.encode()).hexdigest(), str(path)
+
+    return sorted(paths, key=key)
+
+
 def package_of(path: Path, roots: Iterable[Path]) -> str:
     """Return the top-level package (or module) a file belongs to, for the held-out split.
 
@@ -336,7 +352,10 @@ def build_corpus(
         problems: HumanEval-style mapping to decontaminate against; default HumanEval.
         held_out_fraction: Share of bytes put in the held-out split, chosen by package (see
             :func:`heldout_packages`).
-        max_files: Stop after this many kept files (quick runs and tests).
+        max_files: Keep at most this many files. They are taken in a fixed pseudo-random
+            order of all files (:func:`sample_order`), so a capped corpus samples every
+            package and root rather than the first ones in path order (``aiohttp`` before
+            ``torch``).
         progress: Show a tqdm bar.
         near_dedup: Drop near-duplicate files (see :func:`find_near_duplicates`).
 
@@ -353,6 +372,8 @@ def build_corpus(
     corpus = Corpus(files=[], texts=[], roots=[str(r) for r in roots])
     seen: set[str] = set()
     paths: Iterable[Path] = iter_python_files(roots)
+    if max_files:
+        paths = sample_order(paths, roots)
     if progress:
         from tqdm.auto import tqdm
 

@@ -109,7 +109,8 @@ def prepare_data(
         problems: Decontamination problems; default HumanEval.
         vocab_size: BPE vocabulary size.
         held_out_fraction: Share of files in the held-out split.
-        max_files: Cap on kept files (tests, quick runs).
+        max_files: Cap on kept files, drawn over all packages (see
+            :func:`codexlab.models.corpus.build_corpus`).
         force: Rebuild even if the cache exists.
         progress: Print progress.
         tokenizer_file: Use this tokenizer (e.g. a trained model's ``tokenizer.json``) instead

@@ -243,6 +243,7 @@ def render_family_readme(rows: list[dict], fit: dict,
         if missing:
             lines += [f"Not measured with this protocol yet: {', '.join(missing)} "
                       "(`scripts/record_humaneval_in_cards.py --measure`, `--variant s` for "
-                      "Codex-S). Codex-D models write docstrings; they are not measured here.",
-                      ""]
+                      "Codex-S).", ""]
+        if any(v.get("variant") == "d" for v in variants or []):
+            lines += ["Codex-D models write docstrings; they are not measured here.", ""]
     return "\n".join(lines)
