@@ -954,9 +954,10 @@ def card_results(cfg: FigureConfig, *, quiet: bool = False) -> Any | None:
     The cards' protocol (:func:`codexlab.config.card_configs`: pass@1 at T=0.2 with n=20,
     pass@100 at T=0.8 with n=100, all 164 tasks, the paper's other settings) is measured by
     ``scripts/record_humaneval_in_cards.py --measure`` for the shipped family only, so this
-    answers only for the built-in models (``cfg.models`` empty) of ``cfg.variant``. A model
-    whose weights changed after its measurement (the card's ``humaneval.weights`` is not
-    the current weights fingerprint) is left out, with a line that says so.
+    answers only for the built-in models (``cfg.models`` empty) of ``cfg.variant``. A model's
+    rows are used when its card's ``humaneval`` entry was recorded from this folder on the
+    current weights (its ``source`` names the folder, its ``weights`` is the current weights
+    fingerprint); a model left out, stale or never measured, is named in a printed line.
 
     Args:
         cfg: A figure config; its mode, n and temperatures do not matter.
@@ -967,24 +968,34 @@ def card_results(cfg: FigureConfig, *, quiet: bool = False) -> Any | None:
         ``cfg`` names its own models, nothing is committed or no model is left.
     """
     from codexlab.config import card_results_dir
+    from codexlab.paths import DATA_DIR
     from codexlab.sampling.runner import weights_fingerprint
 
     folder = card_results_dir(cfg.variant)
     if cfg.models or not has_compact_results(folder):
         return None
     df = read_compact(folder)
-    keep, stale = [], []
+    # The card names where its numbers came from (a quick-mode record names data/results/
+    # quick/, and then these rows are not what the card's weights were measured with).
+    source = f"{folder.relative_to(DATA_DIR.parent).as_posix()}/ "
+    keep, stale, missing = [], [], []
     for name in cfg.resolved_models():
+        he = _card(name).get("humaneval") or {}
         if not (df["model"] == name).any():
-            continue
-        measured = (_card(name).get("humaneval") or {}).get("weights")
-        if model_dir(name) is not None and measured != weights_fingerprint(name):
+            missing.append(name)
+        elif model_dir(name) is not None and (
+                he.get("weights") != weights_fingerprint(name)
+                or not str(he.get("source", "")).startswith(source)):
             stale.append(name)
         else:
             keep.append(name)
-    if stale and not quiet:
-        print(f"card results left out: {', '.join(stale)} (weights changed since the card "
-              "was measured; rerun scripts/record_humaneval_in_cards.py --measure)")
+    if not quiet and (stale or missing):
+        why = [f"{', '.join(stale)}: measured on other weights (or the card was re-recorded "
+               "from another run)"] if stale else []
+        why += [f"{', '.join(missing)}: not measured"] if missing else []
+        print(f"card-protocol results left out ({'; '.join(why)}); measure them with "
+              "scripts/record_humaneval_in_cards.py --measure"
+              f"{' --variant ' + cfg.variant if cfg.variant else ''} --models NAME...")
     if not keep:
         return None
     return df[df["model"].isin(keep)].reset_index(drop=True)

@@ -166,6 +166,25 @@ def _note_if_all_zero(ax: Any, values: Any, what: str = "no sample passed",
                     ha="center", fontsize=8, color="#555555")
 
 
+def _label_small_values(ax: Any, points: Sequence[tuple[float, float, str, str]],
+                        limit: float = 0.05) -> None:
+    """Print ``(x, y, text, colour)`` points beside themselves when all are small.
+
+    On a rate axis that reaches 5 % or more (Codex's curves, or :func:`_pct`'s floor), values
+    under ``limit`` in absolute value sit on the axis and read as 0: each non-zero one gets
+    its text, stacked one row per point (at most five rows) so neighbours do not overlap.
+    Nothing is printed when any value reaches ``limit``: the axis shows those.
+    """
+    ys = [abs(y) for _, y, _, _ in points]
+    if not ys or max(ys) == 0.0 or max(ys) >= limit:
+        return
+    shown = sorted((pt for pt in points if pt[1] != 0.0), key=lambda pt: pt[0])
+    for i, (x, y, text, colour) in enumerate(shown):
+        ax.annotate(text, (x, y), textcoords="offset points", xytext=(0, 48 + 13 * (i % 5)),
+                    ha="center", fontsize=7, color=colour,
+                    arrowprops={"arrowstyle": "-", "color": "#999999", "lw": 0.6})
+
+
 # -- saving --------------------------------------------------------------------------------
 def save_figure(fig: Any, name: str, data: pd.DataFrame | None = None,
                 out_dir: str | Path | None = None,
@@ -378,18 +397,12 @@ def plot_scaling(table: pd.DataFrame, ax: Any = None, *, reference: bool = True,
     if ours_max == 0.0:
         ax.text(0.02, 0.5, "ours: no sample passed,\nevery point at 0", transform=ax.transAxes,
                 fontsize=7, color="#555555", va="center")
-    elif ours_max < 0.05:
-        # Beside Codex's curves (up to ~70 %) rates under a few percent sit on the axis:
-        # print the non-zero ones so they read as measured, not as 0.
-        shown = table[table["value"] > 0].sort_values([x, "k"])
-        for i, r in enumerate(shown.itertuples(index=False)):
-            first = int(r.k) == 1
-            # Well above the axis, clear of the "Codex-12M" label at ~9 %; one row per
-            # label, so neighbouring sizes' labels do not overlap.
-            ax.annotate(f"{r.metric} = {r.value:.2%}", (getattr(r, x), r.value),
-                        textcoords="offset points", xytext=(0, 48 + 13 * i),
-                        ha="center", fontsize=7, color="#0072B2" if first else "#D55E00",
-                        arrowprops={"arrowstyle": "-", "color": "#999999", "lw": 0.6})
+    else:
+        # Beside Codex's curves (up to ~70 %) rates under 5 % sit on the axis: print them
+        # (well above the axis, clear of the "Codex-12M" label at ~9 %).
+        _label_small_values(ax, [(getattr(r, x), r.value, f"{r.metric} = {r.value:.2%}",
+                                  "#0072B2" if int(r.k) == 1 else "#D55E00")
+                                 for r in table.itertuples(index=False)])
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return ax
 
@@ -677,6 +690,12 @@ def plot_codex_s(table: pd.DataFrame, axes: Sequence[Any] | None = None) -> Sequ
         ax.set(title=title, xlabel="non-embedding parameters")
         _pct(ax)
         _note_if_all_zero(ax, g_all["value"])
+        gain = metric == "ranking gain"
+        _label_small_values(ax, [
+            (r.params_non_embedding, r.value,
+             f"{r.family}: {r.value * 100:+.3f} pp" if gain else f"{r.family}: {r.value:.2%}",
+             FAMILY_COLORS.get(str(r.family), "#333333"))
+            for r in g_all.itertuples(index=False)])
     axes[0].set_ylabel("pass rate")
     axes[0].legend(loc="upper left")
     return axes

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 from codexlab.config import FigureConfig, card_configs, card_results_dir, figure_config
 from codexlab.metrics import bootstrap_pass_at_k
@@ -97,11 +98,11 @@ def record(df, low: FigureConfig, high: FigureConfig, source: str,
         print(name, {k: v for k, v in entry.items() if k.startswith("pass@")})
 
 
-def with_committed_rows(df, out_dir: Path, others: list[str]):
+def with_committed_rows(df: Any, out_dir: Path, others: list[str]) -> Any:
     """Return ``df`` plus the rows of the models ``others`` already exported to ``out_dir``.
 
     Rows of any other model in ``out_dir`` (one no longer shipped, or one in ``df``) are left
-    out. ``df``: per-sample results (:data:`codexlab.pipeline.COMPACT_COLUMNS`).
+    out. ``df``: a DataFrame of per-sample results (:data:`codexlab.pipeline.COMPACT_COLUMNS`).
     """
     import pandas as pd
 
@@ -156,8 +157,8 @@ def measure(n: int, n_low: int, sample_workers: int, variant: str = "",
     return low, high
 
 
-def main() -> None:
-    """Measure (optionally), then update the cards."""
+def main(argv: list[str] | None = None) -> None:
+    """Measure (optionally), then update the cards (``argv``: the arguments, default sys's)."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--mode", default="quick", choices=["quick", "paper"],
                     help="read this figure run's compact results (without --measure)")
@@ -180,9 +181,13 @@ def main() -> None:
     ap.add_argument("--models", nargs="+", default=[], metavar="NAME",
                     help="with --measure: only these shipped models (e.g. codex-mini-s-0.2m); "
                          "the other models' committed rows stay in the export")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     if args.models and not args.measure:
         ap.error("--models needs --measure (without it every shipped model is re-recorded)")
+    if args.models and (args.n, args.n_low) != (100, 20):
+        # The kept rows of the other models were measured with the card protocol's n.
+        ap.error("--models keeps the other models' committed rows, measured with --n 100 "
+                 "--n-low 20: measure with those (or every model, without --models)")
     if args.measure or args.from_cards:
         if args.measure:
             try:
@@ -193,8 +198,12 @@ def main() -> None:
         else:
             low, high = card_configs(args.n, args.n_low, variant=args.variant)
         where = cards_dir(args.variant).relative_to(REPO)
+        # With --models only their cards are rewritten: the others' entries (and the weights
+        # they name) stay as their own measurement left them.
+        shipped = builtin_models(variant=args.variant)
         record(read_compact(cards_dir(args.variant)), low, high,
-               f"{where}/ (card protocol: paper settings; n per task below)")
+               f"{where}/ (card protocol: paper settings; n per task below)",
+               models={m: shipped[m] for m in args.models} if args.models else None)
     else:
         cfg = figure_config(args.mode)
         record(load_results(cfg, source="compact"), cfg, cfg,

@@ -83,3 +83,21 @@ def test_measure_names_an_unknown_model_and_the_choices(cards):
         cards.measure(2, 1, 1, variant="s", models=("codex-mini-s-9m",))
     with pytest.raises(ValueError, match="need --variant s"):
         cards.measure(2, 1, 1, models=("codex-mini-s-9m",))
+
+
+def test_measuring_some_models_rewrites_only_their_cards(cards, monkeypatch):
+    """--measure --models X: the cards of the other shipped models are left as they are."""
+    calls = {}
+    monkeypatch.setattr(cards, "measure", lambda *a: cards.card_configs())
+    monkeypatch.setattr(cards, "read_compact", lambda folder: pd.DataFrame())
+    monkeypatch.setattr(cards, "record", lambda df, low, high, source, models=None:
+                        calls.setdefault("models", models))
+    shipped = cards.builtin_models(variant="s")
+    one = next(iter(shipped))
+    cards.main(["--measure", "--variant", "s", "--models", one])
+    assert calls["models"] == {one: shipped[one]}
+    calls.clear()
+    cards.main(["--measure", "--variant", "s"])
+    assert calls["models"] is None  # every shipped model
+    with pytest.raises(SystemExit):  # the kept rows were measured with n = 100 / 20
+        cards.main(["--measure", "--variant", "s", "--models", one, "--n", "50"])

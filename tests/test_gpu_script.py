@@ -391,6 +391,10 @@ def test_real_run_defaults_cap_the_corpus_and_sample_the_cards(monkeypatch: pyte
     monkeypatch.setenv("S_SIZES", "codex-mini-22m")
     assert "OVER BUDGET" in gt.Settings.from_env().weights_plan
     monkeypatch.delenv("S_SIZES")
+    monkeypatch.setenv("WEIGHTS_MB", "lots")
+    with pytest.raises(gt.Fail, match="WEIGHTS_MB"):
+        gt.Settings.from_env()
+    monkeypatch.delenv("WEIGHTS_MB")
     monkeypatch.setenv("TOY", "1")
     assert gt.Settings.from_env().max_files == ""
     monkeypatch.setenv("SAMPLE_COMPILE", "maybe")

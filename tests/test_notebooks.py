@@ -174,9 +174,10 @@ def test_figures_no_run_replots_the_committed_results_without_a_store(results_di
 
     cards6 = pd.read_csv(out / "fig06_scaling_cards.csv")
     assert set(cards6["metric"]) == {"pass@1", "pass@100"} and (cards6["n_tasks"] == 164).all()
+    got = cards6.set_index(["model", "metric"])["value"]
     for name, path in builtin_models().items():
         he = read_model_card(path)["humaneval"]
-        got = cards6.set_index(["model", "metric"])["value"]
+        assert (name, "pass@100") in got.index, f"{name} missing from fig06_scaling_cards"
         # (the CSV keeps 6 significant digits)
         assert got[(name, "pass@100")] == pytest.approx(he["pass@100"], rel=1e-5, abs=1e-9)
         assert got[(name, "pass@1")] == pytest.approx(he["pass@1"], rel=1e-5, abs=1e-9)
