@@ -595,6 +595,18 @@ def test_family_readme_lists_the_variants() -> None:
     assert "| m-s-big | 0.0000" not in text and "tasks solved" not in text
 
 
+def test_a_continued_function_stage_counts_as_one_stage() -> None:
+    from codexlab.models.scaling import variant_stage
+
+    card = {"training": {"stages": [
+        {"data_split": "train", "tokens": 3_387_392, "wall_time_s": 4502.5},
+        {"data_split": "functions", "tokens": 2_387_968, "wall_time_s": 2502.4},
+        {"data_split": "functions", "tokens": 3_133_440, "wall_time_s": 2703.0}]}}
+    assert variant_stage(card) == {"stage": "functions", "stage_tokens": 5_521_408,
+                                   "stage_wall_time_s": pytest.approx(5205.4)}
+    assert variant_stage({})["stage_tokens"] == 0
+
+
 def test_example_level_windows_start_at_an_example() -> None:
     """Function/docstring windows open on an example's first token, never inside one."""
     import numpy as np

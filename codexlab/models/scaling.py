@@ -119,12 +119,9 @@ def write_scaling_data(models: dict[str, Path] | None = None, csv_path: Path = S
             for name, path in builtin_models(parent, variant=v).items():
                 card = read_model_card(path)
                 humaneval[name] = card.get("humaneval") or {}
-                last = (card.get("training", {}).get("stages") or [{}])[-1]
                 variants.append({"model": name, "variant": v,
                                  "base_model": card.get("base_model", ""),
-                                 "stage": last.get("data_split", ""),
-                                 "stage_tokens": last.get("tokens"),
-                                 "stage_wall_time_s": last.get("wall_time_s"),
+                                 **variant_stage(card),
                                  "heldout_loss": card.get("eval", {}).get("heldout_loss"),
                                  "humaneval_text_loss": card.get("eval", {}).get(
                                      "humaneval_text_loss"),
@@ -132,6 +129,20 @@ def write_scaling_data(models: dict[str, Path] | None = None, csv_path: Path = S
                                      "humaneval_solution_loss")})
         (parent / "README.md").write_text(render_family_readme(rows, out, humaneval, variants))
     return out
+
+
+def variant_stage(card: dict) -> dict:
+    """Return a fine-tune's stage from its card: ``stage``, ``stage_tokens``, ``stage_wall_time_s``.
+
+    The stage is the last one's data split; every stage of that split counts (a stage
+    continued in a later run from the weights is one stage of the variant, so its tokens and
+    seconds add up), the base model's pretraining before it does not.
+    """
+    stages = card.get("training", {}).get("stages") or [{}]
+    split = stages[-1].get("data_split", "")
+    same = [st for st in stages if st.get("data_split") == split]
+    return {"stage": split, "stage_tokens": sum(st.get("tokens") or 0 for st in same),
+            "stage_wall_time_s": sum(st.get("wall_time_s") or 0 for st in same)}
 
 
 def _ci(entry: dict) -> str:
