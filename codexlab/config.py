@@ -285,12 +285,7 @@ class FigureConfig:
 
     def compact_results_dir(self) -> Path:
         """Return the folder of this mode's committed compact results (``data/results/<mode>``)."""
-        from codexlab.paths import DATA_DIR
-
-        base = DATA_DIR / "results" / self.mode
-        # Each variant's table in its own folder, so exporting one never rewrites the other's
-        # models.csv and meta.json.
-        return base / f"codex-{self.variant}" if self.variant else base
+        return committed_results_dir(self.mode, self.variant)
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-friendly dict of every field (recorded with results)."""
@@ -459,13 +454,22 @@ def card_configs(n: int = 100, n_low: int = 20, sample_workers: int = 2, variant
     return one(0.2, n_low), one(0.8, n)
 
 
+def committed_results_dir(run: str, variant: str = "") -> Path:
+    """Return ``data/results/<run>``, or its ``codex-<variant>`` folder for a fine-tuned variant.
+
+    ``run``: a mode (``quick``, ``paper``) or ``cards``. Each variant's table has its own
+    folder, so exporting one never rewrites the other's ``models.csv`` and ``meta.json``.
+    """
+    from codexlab.paths import DATA_DIR
+
+    base = DATA_DIR / "results" / run
+    return base / f"codex-{variant}" if variant else base
+
+
 def card_results_dir(variant: str = "") -> Path:
     """Return where the card protocol's per-sample results are committed.
 
     ``data/results/cards`` for the base models, ``data/results/cards/codex-<variant>`` for a
     fine-tuned variant (compact tables, no completion text; see :func:`card_configs`).
     """
-    from codexlab.paths import DATA_DIR
-
-    base = DATA_DIR / "results" / "cards"
-    return base / f"codex-{variant}" if variant else base
+    return committed_results_dir("cards", variant)
