@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 #: Sub-command name → module in ``codexlab.commands`` that defines ``register`` and ``run``.
@@ -66,6 +67,13 @@ def main(argv: list[str] | None = None) -> int:
             print("interrupted; completed work is kept in the store, rerun to resume",
                   file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader of stdout went away (`codexlab problems list | head`): stop quietly, as a
+        # Unix tool does. Point stdout at /dev/null so the flush at exit does not raise again
+        # (the recipe of Python's signal module docs, "Note on SIGPIPE").
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
     return int(rc or 0)
 
 

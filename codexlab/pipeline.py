@@ -956,8 +956,9 @@ def card_results(cfg: FigureConfig, *, quiet: bool = False) -> Any | None:
     ``scripts/record_humaneval_in_cards.py --measure`` for the shipped family only, so this
     answers only for the built-in models (``cfg.models`` empty) of ``cfg.variant``. A model's
     rows are used when its card's ``humaneval`` entry was recorded from this folder on the
-    current weights (its ``source`` names the folder, its ``weights`` is the current weights
-    fingerprint); a model left out, stale or never measured, is named in a printed line.
+    current weights (its ``results_dir`` is this folder relative to the repository, its
+    ``weights`` the current weights fingerprint); a model left out, stale or never measured,
+    is named in a printed line.
 
     Args:
         cfg: A figure config; its mode, n and temperatures do not matter.
@@ -975,9 +976,9 @@ def card_results(cfg: FigureConfig, *, quiet: bool = False) -> Any | None:
     if cfg.models or not has_compact_results(folder):
         return None
     df = read_compact(folder)
-    # The card names where its numbers came from (a quick-mode record names data/results/
-    # quick/, and then these rows are not what the card's weights were measured with).
-    source = f"{folder.relative_to(DATA_DIR.parent).as_posix()}/ "
+    # The card names the folder its numbers came from (a quick-mode record names
+    # data/results/quick, and then these rows are not what the card's numbers describe).
+    where = folder.relative_to(DATA_DIR.parent).as_posix()
     keep, stale, missing = [], [], []
     for name in cfg.resolved_models():
         he = _card(name).get("humaneval") or {}
@@ -985,7 +986,7 @@ def card_results(cfg: FigureConfig, *, quiet: bool = False) -> Any | None:
             missing.append(name)
         elif model_dir(name) is not None and (
                 he.get("weights") != weights_fingerprint(name)
-                or not str(he.get("source", "")).startswith(source)):
+                or he.get("results_dir") != where):
             stale.append(name)
         else:
             keep.append(name)

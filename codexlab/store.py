@@ -188,7 +188,9 @@ class Store:
 
     def runs(self) -> list[dict[str, Any]]:
         """Return every run, oldest first, with config/provenance/summary decoded."""
-        rows = self._conn.execute("SELECT * FROM runs ORDER BY started, run_id").fetchall()
+        # ``started`` has one-second resolution; rowid (insertion order) breaks its ties, so
+        # two runs started in the same second still come oldest first.
+        rows = self._conn.execute("SELECT * FROM runs ORDER BY started, rowid").fetchall()
         out = []
         for r in rows:
             d = dict(r)

@@ -614,6 +614,7 @@ def train_mode(st: Settings) -> int:
     """Corpus, training, packing; copy the first call's files to ``$OUT``."""
     from codexlab.models.card import update_model_card
     from codexlab.models.configs import SIZES
+    from codexlab.models.training import peak_flops_of
 
     for d in (st.out, st.logs, st.models):
         d.mkdir(parents=True, exist_ok=True)
@@ -729,8 +730,7 @@ def train_mode(st: Settings) -> int:
     # The GPU's aggregate use over the training phase: every stage's FLOPs / time / peak.
     flops = sum((s.get("tokens") or 0) * (s.get("flops_per_token") or 0)
                 for ln in lanes for s in ln.stages)
-    peak = next((v for k, v in {"H100": 989e12, "H200": 989e12, "A100": 312e12}.items()
-                 if k in gpu), None)
+    peak = peak_flops_of(gpu)
     agg = round(flops / meta["timings_s"]["train"] / peak, 4) if peak and flops else None
     meta["aggregate_mfu"] = agg
     run_info = {"script": "scripts/gpu_train.sh", "concurrent": st.concurrent,

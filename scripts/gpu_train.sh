@@ -35,7 +35,7 @@
 #   * the small sizes are launch-bound (a d=64..256 model, Muon's per-matrix Newton-Schulz
 #     steps and the per-step host work leave the GPU idle between kernel launches); the GPU
 #     time-slices between processes, so the idle gaps of one are filled by another's work;
-#   * memory is plentiful (a few GiB per process of the 139 GiB).
+#   * memory is plentiful (a few GiB per process of an H100's 80 GB or an H200's 141 GB).
 #   Each size gets a window in proportion to its gpu_share (at least LANE_MIN_S), the largest
 #   the whole one: the small sizes end early and leave the GPU to the large ones. One process
 #   per size runs both stages, so the function stage finds the compile caches warm. The cost:

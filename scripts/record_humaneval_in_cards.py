@@ -54,11 +54,15 @@ REPO = Path(__file__).resolve().parents[1]
 cards_dir = card_results_dir
 
 
-def record(df, low: FigureConfig, high: FigureConfig, source: str,
+def record(df, low: FigureConfig, high: FigureConfig, results_dir: Path, source: str,
            models: dict[str, Path] | None = None) -> None:
     """Write pass@1 at ``low``'s temperature and pass@k at ``high``'s into every card.
 
-    ``models`` maps name -> model folder (default: the shipped family).
+    ``results_dir``: the committed folder ``df`` was read from; the card names it (relative to
+    the repository) in ``humaneval.results_dir``, which
+    :func:`codexlab.pipeline.card_results` compares exactly before it re-plots those rows.
+    ``source``: a line for readers (protocol, preset). ``models`` maps name -> model folder
+    (default: the shipped family).
     """
     t_low, t_high = low.scaling_temperatures[0], high.scaling_temperatures[1]
     big = min(100, high.n)
@@ -70,7 +74,8 @@ def record(df, low: FigureConfig, high: FigureConfig, source: str,
             continue
         entry: dict = {"source": f"{source} ({sub['task_id'].nunique()} tasks, top_p="
                                  f"{high.top_p}, max_new_tokens={high.max_new_tokens}, "
-                                 f"seed={high.seed})"}
+                                 f"seed={high.seed})",
+                         "results_dir": results_dir.relative_to(REPO).as_posix()}
         for t, k in ((t_low, 1), (t_high, big)):
             g = sub[sub["temperature"] == t].groupby("task_id")["passed"].agg(["count", "sum"])
             if g.empty:
@@ -197,16 +202,17 @@ def main(argv: list[str] | None = None) -> None:
                 ap.error(str(exc))
         else:
             low, high = card_configs(args.n, args.n_low, variant=args.variant)
-        where = cards_dir(args.variant).relative_to(REPO)
+        where = cards_dir(args.variant)
         # With --models only their cards are rewritten: the others' entries (and the weights
         # they name) stay as their own measurement left them.
         shipped = builtin_models(variant=args.variant)
-        record(read_compact(cards_dir(args.variant)), low, high,
-               f"{where}/ (card protocol: paper settings; n per task below)",
+        record(read_compact(where), low, high, where,
+               f"{where.relative_to(REPO).as_posix()}/ (card protocol: paper settings; "
+               "n per task below)",
                models={m: shipped[m] for m in args.models} if args.models else None)
     else:
         cfg = figure_config(args.mode)
-        record(load_results(cfg, source="compact"), cfg, cfg,
+        record(load_results(cfg, source="compact"), cfg, cfg, cfg.compact_results_dir(),
                f"data/results/{args.mode}/ ({args.mode} preset)")
 
 

@@ -2,7 +2,8 @@
 # Train -- or continue training -- the whole built-in codex-mini family in one command.
 #
 # Builds (or reuses) the decontaminated corpus cache, then trains every size in turn, small to
-# large, each for its own wall-clock budget, and refreshes data/loss_scaling.csv + fit. On a lent
+# large, each for its own wall-clock budget, and refreshes data/loss_scaling.csv + fit (only
+# without OUT: a family trained elsewhere does not rewrite the shipped one's table). On a lent
 # GPU machine use scripts/gpu_train.sh instead (corpus + both stages of every size in one call,
 # sizes concurrent, parts sized for the device tool).
 #

@@ -288,6 +288,51 @@ def test_openai_backend_retries_429_500_timeouts_and_truncated_json(fake_server,
     store.close()
 
 
+def test_openai_backend_samples_per_request_resumes_exactly(fake_server, tmp_path) -> None:
+    """K > 1: aligned blocks, so a partly drawn block or a raised n redraws what it would have."""
+    import sqlite3
+
+    script, url = fake_server
+    cfg = SamplingConfig(n=5, temperature=0.8, max_new_tokens=8, seed=3)
+    whole = Store(tmp_path / "whole.sqlite")
+    set_id = sample_to_store("m", PROBLEMS, cfg, whole, progress=False,
+                             backend=_backend(url, samples_per_request=2))
+    want = {(r["task_id"], r["idx"]): r["completion"] for r in whole.samples(set_id)}
+    assert len(want) == 5 * len(PROBLEMS)
+    # Blocks [0, 1], [2, 3], [4] per task, each seeded by its first index.
+    blocks = sorted((r["seed"], r["n"]) for r in script.requests)
+    assert blocks == sorted((sample_seed(3, t, i), min(2, 5 - i)) for t in PROBLEMS
+                            for i in (0, 2, 4))
+    whole.close()
+
+    # A run cut mid-block (an interrupt between two rows of one request) left T/0's sample 1
+    # and T/1's sample 4 missing: the rerun sends their whole blocks and keeps the missing.
+    (tmp_path / "whole.sqlite").rename(tmp_path / "cut.sqlite")
+    with sqlite3.connect(tmp_path / "cut.sqlite") as db:
+        db.execute("DELETE FROM samples WHERE (task_id='T/0' AND idx=1) OR "
+                   "(task_id='T/1' AND idx=4)")
+    script.requests.clear()
+    cut = Store(tmp_path / "cut.sqlite")
+    before = {r["run_id"] for r in cut.runs()}
+    assert sample_to_store("m", PROBLEMS, cfg, cut, progress=False,
+                           backend=_backend(url, samples_per_request=2)) == set_id
+    assert sorted((r["seed"], r["n"]) for r in script.requests) == sorted(
+        [(sample_seed(3, "T/0", 0), 2), (sample_seed(3, "T/1", 4), 1)])
+    assert {(r["task_id"], r["idx"]): r["completion"] for r in cut.samples(set_id)} == want
+    [run] = [r for r in cut.runs() if r["run_id"] not in before]
+    assert run["summary"]["redrawn"] == 1 and run["summary"]["added"] == 2
+    # Raising n to 6 completes the block [4, 5]: the same request as a run with n = 6.
+    script.requests.clear()
+    sample_to_store("m", PROBLEMS, cfg.replace(n=6), cut, progress=False,
+                    backend=_backend(url, samples_per_request=2))
+    assert {(r["seed"], r["n"]) for r in script.requests} == {
+        (sample_seed(3, t, 4), 2) for t in PROBLEMS}
+    got = {(r["task_id"], r["idx"]): r["completion"] for r in cut.samples(set_id)}
+    assert all(got[t, 5].startswith(f"    return {sample_seed(3, t, 4) % 1000 + 1} ")
+               for t in PROBLEMS)
+    cut.close()
+
+
 def test_openai_backend_gives_up_after_retries_keeping_what_it_has(fake_server,
                                                                    tmp_path) -> None:
     script, url = fake_server

@@ -47,7 +47,8 @@ def test_record_writes_exact_pass_at_k_and_replaces_the_old_entry(cards, tmp_pat
                   "passed": i < passes_low, "status": "passed" if i < passes_low else "failed"}
                  for i in range(20)]
     low, high = cards.card_configs()
-    cards.record(pd.DataFrame(rows), low, high, "test", models={"codex-mini-3m": d})
+    cards.record(pd.DataFrame(rows), low, high, cards.cards_dir(), "test",
+                 models={"codex-mini-3m": d})
     he = read_model_card(d)["humaneval"]
     # pass@100 with n=100: 1 for a task with any pass, 0 otherwise; pass@1 = c/n per task.
     assert he["pass@100"] == pytest.approx(0.5, abs=1e-12)
@@ -56,6 +57,8 @@ def test_record_writes_exact_pass_at_k_and_replaces_the_old_entry(cards, tmp_pat
     assert he["statuses_T0.8"] == {"passed": 1, "syntax_error": 199}
     assert "pass@10_T0.8" not in he  # replaced, not merged with an older protocol's entry
     assert he["weights"] and he["note"] == "measured"
+    # The folder the rows came from, exactly, for pipeline.card_results to compare.
+    assert he["results_dir"] == "data/results/cards"
     assert "pass@100" in (d / "README.md").read_text()
 
 
@@ -90,12 +93,13 @@ def test_measuring_some_models_rewrites_only_their_cards(cards, monkeypatch):
     calls = {}
     monkeypatch.setattr(cards, "measure", lambda *a: cards.card_configs())
     monkeypatch.setattr(cards, "read_compact", lambda folder: pd.DataFrame())
-    monkeypatch.setattr(cards, "record", lambda df, low, high, source, models=None:
-                        calls.setdefault("models", models))
+    monkeypatch.setattr(cards, "record", lambda df, low, high, results_dir, source,
+                        models=None: calls.update(models=models, results_dir=results_dir))
     shipped = cards.builtin_models(variant="s")
     one = next(iter(shipped))
     cards.main(["--measure", "--variant", "s", "--models", one])
     assert calls["models"] == {one: shipped[one]}
+    assert calls["results_dir"] == cards.cards_dir("s")
     calls.clear()
     cards.main(["--measure", "--variant", "s"])
     assert calls["models"] is None  # every shipped model

@@ -32,6 +32,19 @@ def test_every_command_has_help(capsys):
         assert "usage: codexlab " + name in capsys.readouterr().out
 
 
+def test_a_closed_pipe_ends_quietly():
+    """`codexlab problems list | head -1`: no BrokenPipeError traceback when head exits."""
+    code = "import sys; from codexlab.cli import main; sys.exit(main(['problems', 'list']))"
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before the first write, so every write fails
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=write_end,
+                            stderr=subprocess.PIPE)
+    os.close(write_end)
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 1
+    assert "Traceback" not in err and "BrokenPipeError" not in err, err
+
+
 def test_problems_show(capsys):
     assert main(["problems", "show", "HumanEval/0", "--field", "entry_point"]) == 0
     assert capsys.readouterr().out.strip() == "has_close_elements"

@@ -340,6 +340,17 @@ def test_wsd_and_cosine_schedule_values() -> None:
     assert _lr_factor(50, 1.0, **cos) == pytest.approx(0.1)
 
 
+def test_peak_flops_names_the_pcie_h100_apart_from_the_sxm_part() -> None:
+    """MFU's denominator: the PCIe H100 (756 TFLOP/s bf16) is not the SXM part (989)."""
+    from codexlab.models.training import peak_flops_of
+
+    assert peak_flops_of("NVIDIA H100 PCIe") == 756e12
+    assert peak_flops_of("NVIDIA H100 80GB HBM3") == 989e12
+    assert peak_flops_of("NVIDIA H200") == 989e12
+    assert peak_flops_of("NVIDIA A100-SXM4-80GB") == 312e12
+    assert peak_flops_of("Tesla T4") is None
+
+
 def test_prompt_loss_weight_on_masked_targets() -> None:
     import numpy as np
     import torch

@@ -384,7 +384,7 @@ def test_card_results_are_the_shipped_familys_on_the_weights_they_measured(monke
     # A card re-recorded from another run (quick mode) no longer vouches for these rows.
     real_card = pipeline._card
     monkeypatch.setattr(pipeline, "_card", lambda name: {**real_card(name), "humaneval": {
-        **real_card(name)["humaneval"], "source": "data/results/quick/ (quick preset)"}})
+        **real_card(name)["humaneval"], "results_dir": "data/results/quick"}})
     assert pipeline.card_results(cfg) is None
     assert "measured on other weights" in capsys.readouterr().out
     monkeypatch.setattr(pipeline, "_card", real_card)

@@ -139,3 +139,11 @@ def test_foreign_schema_version_is_refused(tmp_path):
     st.close()
     with pytest.raises(StoreError, match="schema version 99"):
         Store(tmp_path / "s.sqlite")
+
+
+def test_runs_come_oldest_first_within_one_second(tmp_path):
+    """``started`` has one-second resolution; runs started in the same second keep their order."""
+    st = Store(tmp_path / "s.sqlite")
+    ids = [st.start_run(kind="sample", config={"i": i}, provenance={}) for i in range(8)]
+    assert [r["run_id"] for r in st.runs()] == ids
+    st.close()

@@ -65,8 +65,8 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--stages", default="sample,execute,bleu,backtranslation",
                    help="grid stages to run (default sample,execute,bleu,backtranslation; the "
                         "last scores Fig 7's set when a codex-mini-d-* model is shipped); e.g. "
-                        "'sample' on a GPU machine, then 'execute,bleu' where the store is "
-                        "copied to")
+                        "'sample' on a GPU machine, then 'execute,bleu,backtranslation' where the "
+                        "store is copied to")
     p.add_argument("--no-notebooks", dest="notebooks_run", action="store_false",
                    help="stop after the grid (and --export); needs no Jupyter")
     p.add_argument("--export", action="store_true",

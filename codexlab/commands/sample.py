@@ -104,7 +104,8 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                     help="openai: concurrent requests (default 16)")
     be.add_argument("--samples-per-request", type=int, default=1, metavar="K",
                     help="openai: completions per request (the API's n; default 1 = one "
-                         "seeded request per sample, exactly resumable)")
+                         "seeded request per sample; K > 1: aligned blocks of K, both "
+                         "exactly resumable)")
     be.add_argument("--max-retries", type=int, default=5, metavar="N",
                     help="openai: retries on 429/5xx/timeouts with backoff (default 5)")
     be.add_argument("--extra-body", metavar="JSON", default="",

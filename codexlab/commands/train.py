@@ -10,9 +10,10 @@ Examples::
     codexlab train --prepare-only --stage functions --tokenizer data/tokenizer/codex-mini-v2.json
                                                        # corpus with the shipped BPE + function set
     codexlab train --size codex-mini-1.2m --stage functions --init codex-mini-1.2m \
-        --out data/models/codex-mini-s-1.2m --time-budget 2400   # Codex-S analogue
+        --out results/models/codex-mini-s-1.2m --time-budget 2400   # Codex-S analogue
     codexlab train --size codex-mini-1.2m --stage docstrings --init codex-mini-1.2m \
-        --out data/models/codex-mini-d-1.2m --time-budget 900    # Codex-D analogue
+        --out results/models/codex-mini-d-1.2m --time-budget 900    # Codex-D analogue
+    (--out must be a new folder: the shipped data/models/codex-mini-s-1.2m is refused)
 """
 
 from __future__ import annotations

@@ -74,8 +74,9 @@ PERIODIC_EVAL_WINDOWS = 16
 MAX_SHARD = "15MB"
 #: File of the exact-resume state beside the weights (never shipped: see .gitignore).
 STATE_FILE = "training_state.pt"
-#: Dense bf16 peak FLOP/s of accelerators we know, for MFU (vendor datasheets, SXM parts).
-PEAK_BF16_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12}
+#: Dense bf16 peak FLOP/s of accelerators we know, for MFU (NVIDIA datasheets: SXM parts,
+#: and the H100 PCIe card, whose name must be matched before the SXM part's "H100").
+PEAK_BF16_FLOPS = {"H100 PCIe": 756e12, "H100": 989e12, "H200": 989e12, "A100": 312e12}
 
 
 @dataclass
@@ -207,8 +208,16 @@ def peak_flops(device) -> float | None:
     """Return the dense bf16 peak FLOP/s of a known GPU, else None (CPUs: no MFU)."""
     if device.type != "cuda":
         return None
-    name = hardware_string(device)
-    return next((v for k, v in PEAK_BF16_FLOPS.items() if k in name), None)
+    return peak_flops_of(hardware_string(device))
+
+
+def peak_flops_of(gpu_name: str) -> float | None:
+    """Return the dense bf16 peak FLOP/s of the GPU named ``gpu_name``, else None.
+
+    ``gpu_name``: as torch or ``nvidia-smi`` print it, e.g. ``"NVIDIA H100 80GB HBM3"``; the
+    first key of :data:`PEAK_BF16_FLOPS` it contains decides (source: NVIDIA datasheets).
+    """
+    return next((v for k, v in PEAK_BF16_FLOPS.items() if k in gpu_name), None)
 
 
 def eval_windows(tokens: np.ndarray, seq_len: int, n: int) -> np.ndarray:

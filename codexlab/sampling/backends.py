@@ -81,7 +81,10 @@ class BackendConfig:
             ``1`` (default) sends one request per sample with that sample's own seed
             (:func:`sample_seed`), so a resumed run redraws exactly what an uninterrupted one
             would have where the server honours seeds; ``k > 1`` lets the server share the
-            prompt's prefill among k samples, seeded by the first index of each group. A
+            prompt's prefill among k samples: each request is an aligned block of k indices
+            (:func:`work_items`) seeded by its first index, and a resumed run re-sends a
+            partly drawn block whole and keeps only its missing samples, so it stays exact
+            too (raising ``n`` later is exact when the old ``n`` was a multiple of k). A
             server that returns fewer choices than asked (llama.cpp ignores ``n``) is an
             error, not a silent shortfall.
         max_retries: ``openai``: retries of a request on connection errors, timeouts, HTTP
@@ -271,14 +274,28 @@ def prompt_of(problem: Any, strip: bool) -> str:
 
 
 def work_items(problems: Mapping[str, Any], indices: Mapping[str, Iterable[int]],
-               group: int) -> Iterator[tuple[str, list[int]]]:
-    """Yield ``(task_id, idxs)`` with up to ``group`` consecutive missing indices each."""
+               group: int, n: int | None = None) -> Iterator[tuple[str, list[int]]]:
+    """Yield the requests ``(task_id, idxs)`` that draw the missing ``indices`` of each task.
+
+    ``group`` 1: one request per missing index. ``group`` K > 1: the aligned blocks
+    ``[bK, min((b+1)K, n))`` that hold a missing index, whole, so a resumed run sends the
+    very requests (indices, hence ``n`` and seed) an uninterrupted run sent; the caller keeps
+    only the rows of the missing indices. ``n``: the samples per task (the last block's end;
+    default: the largest missing index + 1).
+
+    Raises:
+        KeyError: a task of ``indices`` is not in ``problems``.
+    """
     for task_id, idxs in indices.items():
         if task_id not in problems:
             raise KeyError(f"task {task_id!r} is not among the problems")
-        todo = sorted(int(i) for i in idxs)
-        for start in range(0, len(todo), group):
-            yield task_id, todo[start:start + group]
+        todo = sorted({int(i) for i in idxs})
+        if group <= 1:
+            yield from ((task_id, [i]) for i in todo)
+            continue
+        end = n if n is not None else (todo[-1] + 1 if todo else 0)
+        for start in sorted({i - i % group for i in todo}):
+            yield task_id, list(range(start, min(start + group, end)))
 
 
 def open_backend(backend: BackendConfig, model: str, cfg: Any) -> Any:

@@ -72,7 +72,7 @@ class OpenAISampler:
         self.model = backend.served_model or model
         self.client = _client(backend)
         self.stats: dict[str, Any] = {"tokens": 0, "seconds": 0.0, "requests": 0,
-                                      "retries": 0, "samples": 0}
+                                      "retries": 0, "samples": 0, "redrawn": 0}
         self._lock = threading.Lock()
 
     def describe(self) -> dict[str, Any]:
@@ -202,8 +202,11 @@ class OpenAISampler:
         """
         self.check_model()
         group = int(self.backend.samples_per_request)
-        items = work_items(problems, indices, group)
-        total = sum(len(list(v)) for v in indices.values())
+        wanted = {t: {int(i) for i in v} for t, v in indices.items()}
+        # Whole aligned blocks (see work_items): rows of a block's indices the store already
+        # holds are drawn again, for exact seeds, and dropped here.
+        items = work_items(problems, wanted, group, n=int(self.cfg.n))
+        total = sum(len(v) for v in wanted.values())
         bar = None
         if progress:
             from tqdm.auto import tqdm
@@ -232,6 +235,9 @@ class OpenAISampler:
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for fut in done:
                     for row in fut.result():
+                        if row["idx"] not in wanted[row["task_id"]]:
+                            self.stats["redrawn"] += 1
+                            continue
                         self.stats["tokens"] += int(row["n_tokens"])
                         self.stats["samples"] += 1
                         yield row

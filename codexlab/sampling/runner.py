@@ -362,7 +362,8 @@ def _sample_remote(st: Any, set_id: str, backend: Any, model_name_or_path: str,
         rate = round(s["tokens"] / s["seconds"], 1) if s["seconds"] else None
         return {"tokens": s["tokens"], "seconds": round(s["seconds"], 3),
                 "tokens_per_s": rate, "requests": s.get("requests", 0),
-                "retries": s.get("retries", 0), "engine_mode": f"backend:{backend.name}"}
+                "retries": s.get("retries", 0), "redrawn": s.get("redrawn", 0),
+                "engine_mode": f"backend:{backend.name}"}
 
     _store_run(st, set_id, run_id, sampler.run(todo_problems, missing, progress=progress),
                todo=todo, summary=summary, commit_every_s=commit_every_s,
