@@ -773,6 +773,7 @@ def evaluate_apps(
     dedup: bool = True,
     header: str = APPS_HEADER,
     report: dict[str, Any] | None = None,
+    ray_address: str | None = None,
 ) -> list[AppsResult]:
     """Run whole-program samples against every test case of their problems, in the sandbox.
 
@@ -794,7 +795,11 @@ def evaluate_apps(
         dedup: Run identical programs of a problem once (see ``evaluate_samples``).
         header: Text prepended to every program (default :data:`APPS_HEADER`; "" runs the
             program exactly as written).
-        report: Filled with what was run (``evaluate_samples``'s report plus ``tests_run``).
+        report: Filled with what was run (``evaluate_samples``'s report plus ``tests_run``;
+            with ``ray_address``, ``evaluate_samples_ray``'s, which names the nodes).
+        ray_address: Run the (sample, test case) programs on a Ray cluster instead of this
+            machine (:func:`codexlab.execution.distributed.evaluate_samples_ray`: ``"auto"``,
+            ``"local"``, ``"HOST:PORT"``); None (default): this machine.
 
     Returns:
         One :class:`AppsResult` per sample, in order.
@@ -802,12 +807,18 @@ def evaluate_apps(
     Raises:
         CodeExecutionNotAllowed: No consent.
         KeyError: A sample names a task that is not among ``problems``.
+        ValueError: ``ray_address`` with ``workers`` or ``pool`` (they size this machine's
+            sandbox, which the cluster replaces).
+        RayNotInstalled, ConnectionError, RuntimeError: as ``evaluate_samples_ray``.
     """
     from codexlab.execution import check_consent, evaluate_samples
     from codexlab.execution import verdicts as V
     from codexlab.execution.pool import syntax_verdict
 
     check_consent(allow_code_exec)
+    if ray_address is not None and (workers is not None or pool is not None):
+        raise ValueError("ray_address runs the sandbox on the cluster's nodes: do not pass "
+                         "workers or pool with it")
     missing = sorted({str(s["task_id"]) for s in samples} - set(problems))
     if missing:
         raise KeyError(f"{len(missing)} sample task_id(s) not among the APPS problems, e.g. "
@@ -836,7 +847,14 @@ def evaluate_apps(
         plan.append((prob, slice(start, len(sub_samples))))
     rep = report if report is not None else {}
     verdicts: list[Any] = []
-    if sub_samples:
+    if sub_samples and ray_address is not None:
+        from codexlab.execution.distributed import evaluate_samples_ray
+
+        verdicts = evaluate_samples_ray(
+            sub_problems, sub_samples, address=ray_address, timeout=timeout,
+            memory_mb=memory_mb, progress=progress, allow_code_exec=True, mode=V.MODE_PROXY,
+            output_limit_mb=output_limit_mb, dedup=dedup, report=rep)
+    elif sub_samples:
         verdicts = evaluate_samples(
             sub_problems, sub_samples, timeout=timeout, workers=workers, memory_mb=memory_mb,
             progress=progress, allow_code_exec=True, mode=V.MODE_PROXY,

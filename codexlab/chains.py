@@ -322,15 +322,11 @@ def sampling_config(cfg: Any, spec: ChainSpec, temperature: float) -> Any:
                                max_new_tokens=chain_max_new_tokens(spec, cfg))
 
 
-def _set_id(store: Any, model: str, scfg: Any, sha: str) -> str | None:
-    """Return the id of the stored set of (model, scfg, problems), or None (exact key)."""
-    from codexlab.sampling.runner import model_key, resolve_token_healing, sample_set_extra
+def _set_id(store: Any, model: str, scfg: Any, sha: str, backend: Any = None) -> str | None:
+    """Return the id of the stored set of (model, scfg, problems, backend), or None."""
+    from codexlab.sampling.runner import sample_set_key
 
-    scfg = resolve_token_healing(scfg, model)
-    return store.find_sample_set(
-        model=model_key(model), temperature=scfg.temperature, top_p=scfg.top_p, seed=scfg.seed,
-        max_new_tokens=scfg.max_new_tokens, stop=list(scfg.stop), problems_sha256=sha,
-        extra=sample_set_extra(scfg, model) or None)
+    return store.find_sample_set(**sample_set_key(model, scfg, sha, backend))
 
 
 def _todo(store: Any, sid: str | None, problems: dict[str, Problem], n: int,
@@ -382,8 +378,9 @@ def ensure_chain_results(cfg: Any, spec: ChainSpec, *, temperature: float = 0.8,
     With ``allow_sampling``: for each model of :func:`chain_models`,
     draw the samples the run store lacks (:func:`codexlab.sampling.sample_to_store`: n =
     ``cfg.n``, the Codex protocol of ``cfg`` at ``temperature``, the token budget of
-    :func:`chain_max_new_tokens`), then execute those without a verdict in the sandbox
-    (:func:`codexlab.execution.evaluate_samples`) and store the verdicts. Sets are found by
+    :func:`chain_max_new_tokens`, ``cfg``'s sampling backend), then execute those without a
+    verdict in the sandbox (:func:`codexlab.execution.evaluate_samples`) and store the
+    verdicts. Sets are found by
     their exact key, which includes the problems' hash, so chain samples never mix with
     HumanEval's in a shared store. Without it (``SAMPLE = False``), nothing is sampled or
     executed and no store is created: the stored results are read, or, when the store lacks
@@ -413,12 +410,16 @@ def ensure_chain_results(cfg: Any, spec: ChainSpec, *, temperature: float = 0.8,
     scfg = sampling_config(cfg, spec, temperature)
     models = chain_models(cfg)
     path = cfg.store_path()
+    # The figure run's sampling backend (local engine, an OpenAI-compatible server, vLLM):
+    # the chain sets are drawn, and found again, where the HumanEval grid's are.
+    backend = cfg.sampling_backend()
+    backend = backend if backend.remote else None
     if allow_sampling:
         from codexlab.sampling import sample_to_store
 
         path.parent.mkdir(parents=True, exist_ok=True)
         with Store(path) as store:
-            todo = [_todo(store, _set_id(store, m, scfg, sha), problems, cfg.n, force)
+            todo = [_todo(store, _set_id(store, m, scfg, sha, backend), problems, cfg.n, force)
                     for m in models]
             if any(missing or rows for missing, rows in todo):
                 pipeline.check_consent()  # before minutes of sampling, not after
@@ -432,9 +433,9 @@ def ensure_chain_results(cfg: Any, spec: ChainSpec, *, temperature: float = 0.8,
                 for m, (missing, _) in zip(models, todo, strict=True):
                     if missing:
                         sid = sample_to_store(m, problems, scfg, store, progress=progress,
-                                              problems_sha256=sha)
+                                              problems_sha256=sha, backend=backend)
                     else:
-                        sid = _set_id(store, m, scfg, sha)
+                        sid = _set_id(store, m, scfg, sha, backend)
                     assert sid is not None
                     before = len(problems) * cfg.n - missing
                     summary["sampled"] += len(store.samples(sid, problems)) - before
@@ -461,7 +462,7 @@ def ensure_chain_results(cfg: Any, spec: ChainSpec, *, temperature: float = 0.8,
     with Store(path) as store:
         ids = {}
         for m in models:
-            sid = _set_id(store, m, scfg, sha)
+            sid = _set_id(store, m, scfg, sha, backend)
             if sid is not None:
                 ids[sid] = model_label(m)
         if len(ids) < len(models) and not allow_sampling and compact.exists():

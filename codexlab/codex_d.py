@@ -120,13 +120,9 @@ def set_fields(model: str, cfg: Any, problems_sha256: str) -> dict[str, Any]:
         cfg: The :class:`~codexlab.sampling.SamplingConfig`.
         problems_sha256: The problems hash the set was drawn under.
     """
-    from codexlab.sampling.runner import model_key, resolve_token_healing, sample_set_extra
+    from codexlab.sampling.runner import sample_set_key
 
-    cfg = resolve_token_healing(cfg, model)
-    extra = sample_set_extra(cfg, model)
-    return dict(model=model_key(model), temperature=cfg.temperature, top_p=cfg.top_p,
-                seed=cfg.seed, max_new_tokens=cfg.max_new_tokens, stop=list(cfg.stop),
-                problems_sha256=problems_sha256, extra=extra or None)
+    return sample_set_key(model, cfg, problems_sha256)
 
 
 # -- docstring sampling ----------------------------------------------------------------------

@@ -116,15 +116,14 @@ def find_set(store: Any, cfg: FigureConfig, model: str, temperature: float) -> s
     top_p, seed and max_new_tokens; when several sets match (e.g.
     made by different engine versions), the one with most samples wins.
     """
-    from codexlab.sampling.healing import default_token_healing
-    from codexlab.sampling.runner import weights_fingerprint
+    from codexlab.sampling.runner import set_key_rules
 
     aliases = _model_aliases(model)
     label = model_label(model)
-    # A remote backend's sets carry its name, no weights print (openai) and no healing.
-    remote = cfg.backend != "hf"
-    weights = None if cfg.backend == "openai" else weights_fingerprint(model)
-    healing = 0 if remote else default_token_healing(model)
+    # The sampler's own rules: a remote backend's sets carry its name, no healing, and no
+    # weights print for openai.
+    rules = set_key_rules(model, cfg.backend)
+    weights, healing = rules["weights"], rules["token_healing"]
     problems_sha = _problems_file_sha256(cfg.problems)
     best: tuple[int, str] | None = None
     for s in store.sample_sets():

@@ -464,6 +464,33 @@ def test_figure_config_backend_fields_validate_and_reach_the_sample_stage() -> N
     assert "sampling backend=openai at http://h/v1" in cfg.describe()
 
 
+def test_fig11_chains_sample_through_the_figure_runs_backend(fake_server, tmp_path,
+                                                              monkeypatch) -> None:
+    """`codexlab figures --backend openai` draws the chain problems from the server too, and
+    the notebook (SAMPLE = False, the same BACKEND) finds those sets again."""
+    from codexlab import chains
+    from codexlab.config import figure_config
+
+    script, url = fake_server
+    monkeypatch.setenv("CODEXLAB_ALLOW_CODE_EXEC", "1")
+    spec = chains.ChainSpec(max_ops=2, per_length=1)
+    cfg = figure_config("quick", models=["served"], n=2, store=str(tmp_path / "s.sqlite"),
+                        backend="openai", base_url=url)
+    counts = chains.ensure_chain_results(cfg, spec, progress=False)
+    assert len(script.requests) == 2 * 2  # two problems, n = 2, one request per sample
+    assert {r["max_tokens"] for r in script.requests} == {
+        chains.chain_max_new_tokens(spec, cfg)}
+    assert set(counts["model"]) == {"served"} and counts["n"].tolist() == [2, 2]
+    # The fake server's `return <number>` never transforms the string: every sample fails.
+    assert counts["c"].sum() == 0
+    script.requests.clear()
+    again = chains.ensure_chain_results(cfg, spec, allow_sampling=False)
+    assert again.equals(counts) and not script.requests
+    # A local-engine run of the same name is another set: not found in this store.
+    local = figure_config("quick", models=["served"], n=2, store=str(tmp_path / "s.sqlite"))
+    assert not len(chains.ensure_chain_results(local, spec, allow_sampling=False))
+
+
 def test_cli_figures_refuses_openai_without_base_url(capsys) -> None:
     from codexlab.cli import main
 

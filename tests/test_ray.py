@@ -371,6 +371,37 @@ def test_a_worker_lost_mid_batch_loses_no_verdict(cluster, problems, lost):
 
 # -- without a cluster -------------------------------------------------------------------
 
+def test_apps_programs_run_on_the_cluster_with_local_verdicts(cluster, tmp_path, capsys):
+    """APPS: every (sample, test case) is a job on the cluster; the results file is a local run's."""
+    from codexlab.apps import evaluate_apps, load_apps
+    from codexlab.cli import main
+
+    fixture = Path(__file__).resolve().parent / "fixtures" / "apps_small.jsonl"
+    total = "n = int(input())\nprint(sum(map(int, input().split())))\n"
+    rows = [{"task_id": "APPS/1001", "completion": total},
+            {"task_id": "APPS/1001", "completion": total.replace("))\n", ")) + 1\n")},
+            {"task_id": "APPS/1001", "completion": "print(\n"},
+            {"task_id": "APPS/1002", "completion": "raise ValueError('no')\n"}]
+    samples = tmp_path / "apps_samples.jsonl"
+    samples.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    outs = {}
+    for name, extra in (("local", []), ("ray", ["--ray", cluster.address])):
+        outs[name] = tmp_path / f"{name}.jsonl"
+        assert main(["evaluate", str(samples), "--problems", str(fixture), "--no-progress",
+                     "--k", "1", "--out", str(outs[name]), *extra]) == 0
+        err = capsys.readouterr().err
+        assert ("# ray node" in err) == (name == "ray"), err
+
+    def strip(path: Path) -> list[dict]:
+        return [{k: v for k, v in json.loads(line).items() if k != "duration_s"}
+                for line in path.read_text().splitlines()]
+
+    assert strip(outs["ray"]) == strip(outs["local"])
+    assert [r["passed"] for r in strip(outs["ray"])] == [True, False, False, False]
+    with pytest.raises(ValueError, match="do not pass workers or pool"):
+        evaluate_apps(load_apps(fixture), rows, ray_address=cluster.address, workers=2)
+
+
 def test_missing_ray_is_a_clear_error(monkeypatch, problems, tmp_path, capsys):
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` now raises ImportError
     rows = [{"task_id": "HumanEval/0", "completion": problems["HumanEval/0"].canonical_solution}]

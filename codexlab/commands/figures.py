@@ -75,7 +75,8 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="seconds allowed per notebook (default 1800)")
     so = p.add_argument_group(
         "scale out", "sample through a server or vLLM, execute on a Ray cluster (README: "
-        "Scale out). The Fig 11 chains and Codex-D docstrings stay on the local engine.")
+        "Scale out). Fig 11's chains use the backend too; Codex-D's docstrings stay on the "
+        "local engine.")
     so.add_argument("--backend", choices=("hf", "openai", "vllm"), default="hf",
                     help="sampling engine (default hf, this process)")
     so.add_argument("--base-url", metavar="URL", default="",

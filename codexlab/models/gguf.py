@@ -73,7 +73,12 @@ def pretokenizer_kind(model_dir: str | Path) -> str:
         runs split off, then GPT-2: codex-mini v2; served with the Hugging Face tokenizer)
         or ``"other"`` (not exportable).
     """
-    tok = json.loads((Path(model_dir) / "tokenizer.json").read_text(encoding="utf-8"))
+    return _pretokenizer_kind(
+        json.loads((Path(model_dir) / "tokenizer.json").read_text(encoding="utf-8")))
+
+
+def _pretokenizer_kind(tok: dict[str, Any]) -> str:
+    """:func:`pretokenizer_kind` of a parsed ``tokenizer.json``."""
     if (tok.get("model") or {}).get("type") != "BPE" or tok.get("normalizer"):
         return "other"
     pre = tok.get("pre_tokenizer") or {}
@@ -89,12 +94,15 @@ def pretokenizer_kind(model_dir: str | Path) -> str:
 
 
 def _tokenizer_fields(model_dir: Path, hf_tokenizer: bool = False
-                      ) -> tuple[list[str], list[int], list[str], dict[str, int]]:
-    """Return (tokens, token types, merges, special ids) of a byte-level BPE tokenizer.json."""
+                      ) -> tuple[list[str], list[int], list[str], dict[str, int], str]:
+    """Return (tokens, types, merges, special ids, pre-tokenizer kind) of a BPE tokenizer.
+
+    The kind is :func:`pretokenizer_kind`'s, from the same parse of ``tokenizer.json``.
+    """
     tok = json.loads((model_dir / "tokenizer.json").read_text(encoding="utf-8"))
     model = tok.get("model") or {}
     pre = tok.get("pre_tokenizer") or {}
-    kind = pretokenizer_kind(model_dir)
+    kind = _pretokenizer_kind(tok)
     if kind == "newline-split" and not hf_tokenizer:
         raise GGUFExportError(
             f"{model_dir}: its tokenizer splits newline runs off before the GPT-2 regex, which "
@@ -127,7 +135,7 @@ def _tokenizer_fields(model_dir: Path, hf_tokenizer: bool = False
             name = name.get("content")
         if name in vocab:
             ids[field] = vocab[name]
-    return tokens, types, merges, ids
+    return tokens, types, merges, ids, kind
 
 
 def export_gguf(model_dir: str | Path, out_path: str | Path, *,
@@ -182,7 +190,7 @@ def export_gguf(model_dir: str | Path, out_path: str | Path, *,
     n_kv = int(cfg.get("num_key_value_heads") or n_head)
     hidden = int(cfg["hidden_size"])
     head_dim = int(cfg.get("head_dim") or hidden // n_head)
-    tokens, types, merges, special = _tokenizer_fields(src, hf_tokenizer)
+    tokens, types, merges, special, kind = _tokenizer_fields(src, hf_tokenizer)
 
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -206,7 +214,7 @@ def export_gguf(model_dir: str | Path, out_path: str | Path, *,
     # Who must split prompts: llama.cpp itself ("llama.cpp") or the caller, with the model's
     # Hugging Face tokenizer ("hf"), because llama.cpp's "gpt-2" split differs from it.
     w.add_string("codexlab.prompt_tokenizer",
-                 "hf" if pretokenizer_kind(src) == "newline-split" else "llama.cpp")
+                 "hf" if kind == "newline-split" else "llama.cpp")
     w.add_token_list(tokens)
     w.add_token_types(types)
     w.add_token_merges(merges)

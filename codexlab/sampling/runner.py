@@ -125,6 +125,50 @@ def sample_set_extra(cfg: SamplingConfig, model_name_or_path: str) -> dict[str, 
     return extra
 
 
+def set_key_rules(model_name_or_path: str, backend: str = "hf") -> dict[str, Any]:
+    """Return what a run of ``backend`` with the default token healing puts in its set key.
+
+    ``token_healing``: the model's default (:func:`resolve_token_healing`) on the local engine
+    (``hf``), 0 on a remote backend (an API cannot constrain the first token). ``weights``:
+    the local folder's :func:`weights_fingerprint`, None for ``openai`` (the server's weights
+    are not this machine's folder of the same name; vLLM loads the local folder, so it keeps
+    the print). :func:`sample_to_store` writes sets by these rules and
+    :func:`codexlab.pipeline.find_set` finds them by the same.
+    """
+    remote = backend != "hf"
+    return {"token_healing": 0 if remote else default_token_healing(model_name_or_path),
+            "weights": None if backend == "openai" else weights_fingerprint(model_name_or_path)}
+
+
+def sample_set_key(model_name_or_path: str, cfg: SamplingConfig, problems_sha256: str,
+                   backend: Any = None) -> dict[str, Any]:
+    """Return the store key of the set :func:`sample_to_store` draws ``(model, cfg)`` into.
+
+    The keyword arguments of ``Store.ensure_sample_set`` / ``Store.find_sample_set``, so a
+    caller can find a set again without loading the model or sampling (a notebook that
+    re-plots, a figure stage that counts what is missing).
+
+    Args:
+        model_name_or_path: Built-in name, local folder or Hugging Face id.
+        cfg: The sampling settings (``token_healing=None``: by :func:`set_key_rules`).
+        problems_sha256: The problems hash the set is drawn under.
+        backend: A :class:`~codexlab.sampling.backends.BackendConfig`; None or ``hf``: the
+            local engine.
+    """
+    remote = backend is not None and backend.remote
+    rules = set_key_rules(model_name_or_path, backend.name if remote else "hf")
+    if cfg.token_healing is None:
+        cfg = cfg.replace(token_healing=rules["token_healing"])
+    extra = sample_set_extra(cfg, model_name_or_path)
+    if rules["weights"] is None:
+        extra.pop("weights", None)
+    if remote:
+        extra.update(backend.key_fields(model_name_or_path))
+    return dict(model=model_key(model_name_or_path), temperature=cfg.temperature,
+                top_p=cfg.top_p, seed=cfg.seed, max_new_tokens=cfg.max_new_tokens,
+                stop=list(cfg.stop), problems_sha256=problems_sha256, extra=extra or None)
+
+
 def prompts_sha256(problems: Mapping[str, Any]) -> str:
     """Hash of the task ids and prompts (used when the caller has no file hash)."""
     h = hashlib.sha256()
@@ -245,22 +289,11 @@ def _sample_into(st: Any, model_name_or_path: str, problems: Mapping[str, Any],
                  commit_rows: int, backend: Any = None) -> str:
     """Body of :func:`sample_to_store` with an open store."""
     remote = backend is not None and backend.remote
-    if remote and cfg.token_healing is None:
-        # An API cannot constrain the first token; "default" means off for remote engines.
-        cfg = cfg.replace(token_healing=0)
-    cfg = resolve_token_healing(cfg, model_name_or_path)
-    extra = sample_set_extra(cfg, model_name_or_path)
-    if remote:
-        if backend.name == "openai":
-            # The server's weights are not this machine's folder of the same name: only the
-            # served id identifies them (vllm loads the local folder, so it keeps the print).
-            extra.pop("weights", None)
-        extra.update(backend.key_fields(model_name_or_path))
-    set_id = st.ensure_sample_set(
-        model=model_key(model_name_or_path), temperature=cfg.temperature, top_p=cfg.top_p,
-        seed=cfg.seed, max_new_tokens=cfg.max_new_tokens, stop=list(cfg.stop),
-        problems_sha256=problems_sha256 or prompts_sha256(problems), extra=extra or None,
-    )
+    if cfg.token_healing is None:
+        cfg = cfg.replace(token_healing=set_key_rules(
+            model_name_or_path, backend.name if remote else "hf")["token_healing"])
+    set_id = st.ensure_sample_set(**sample_set_key(
+        model_name_or_path, cfg, problems_sha256 or prompts_sha256(problems), backend))
     missing = st.missing_indices(set_id, list(problems), cfg.n)
     if not missing:
         return set_id
