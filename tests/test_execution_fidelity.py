@@ -415,20 +415,74 @@ def test_evaluate_cli_no_dedup_and_provenance(tmp_path, capsys):
     db = tmp_path / "st.sqlite"
     assert main(["evaluate", str(samples), "--no-progress", "--k", "1", "--store", str(db)]) == 0
     assert "deduplicated" in capsys.readouterr().err
+    # The store has the verdicts now: a rerun reuses them, --force executes again.
+    assert main(["evaluate", str(samples), "--no-progress", "--k", "1", "--store",
+                 str(db)]) == 0
+    assert "3 verdict(s) reused from the store" in capsys.readouterr().err
     assert main(["evaluate", str(samples), "--no-progress", "--k", "1", "--no-dedup",
-                 "--store", str(db)]) == 0
+                 "--store", str(db), "--force"]) == 0
     assert "deduplicated" not in capsys.readouterr().err
     st = Store(db)
     try:
         runs = [r for r in st.runs() if r["kind"] == "execute"]
     finally:
         st.close()
-    # Both runs started in the same second: key them by their setting.
+    assert [r["summary"]["reused"] for r in runs] == [0, 3, 0]
+    runs = [runs[0], runs[2]]
+    # The runs may start in the same second: key them by their setting.
     by_dedup = {r["config"]["dedup"]: r for r in runs}
     assert set(by_dedup) == {True, False}
     for dedup, r in by_dedup.items():
         assert r["provenance"]["dedup"] is dedup
         assert r["summary"]["execution"]["programs_run"] == (1 if dedup else 3)
+
+
+def test_evaluate_store_keeps_finished_chunks_on_interrupt_and_resumes(tmp_path, capsys,
+                                                                        monkeypatch):
+    """Ctrl-C in `evaluate --store`: committed chunks stay, the rerun executes only the rest."""
+    import json
+
+    import codexlab.execution as execution
+    from codexlab.cli import main
+    from codexlab.commands import evaluate as evaluate_cmd
+    from codexlab.store import Store
+
+    rows = [{"task_id": f"HumanEval/{t}", "completion": c}
+            for t in (53, 0, 1, 2) for c in ("    return x + y\n", "    return None\n")]
+    samples = tmp_path / "s.jsonl"
+    samples.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    db, out = tmp_path / "st.sqlite", tmp_path / "r.jsonl"
+    real = execution.evaluate_samples
+    given: list[int] = []
+
+    def interrupted_at_the_third_chunk(problems, part, **kw):
+        if len(given) == 2:
+            raise KeyboardInterrupt
+        given.append(len(part))
+        return real(problems, part, **kw)
+
+    monkeypatch.setattr(evaluate_cmd, "STORE_CHUNK", 2)  # one task (2 samples) per chunk
+    monkeypatch.setattr(execution, "evaluate_samples", interrupted_at_the_third_chunk)
+    args = ["evaluate", str(samples), "--no-progress", "--k", "1", "--store", str(db),
+            "--out", str(out), "--workers", "1"]
+    assert main(args) == 130
+    assert "4 of 8 verdicts are in the store" in capsys.readouterr().err
+    with Store(db) as st:
+        [run] = [r for r in st.runs() if r["kind"] == "execute"]
+        assert run["status"] == "interrupted" and run["summary"]["executed"] == 4
+        [sid] = [s["set_id"] for s in st.sample_sets()]
+        assert len(st.verdicts(sid)) == 4
+    given.clear()
+    monkeypatch.setattr(execution, "evaluate_samples",
+                        lambda problems, part, **kw: given.append(len(part)) or real(
+                            problems, part, **kw))
+    assert main(args) == 0
+    assert "4 verdict(s) reused from the store" in capsys.readouterr().err
+    assert given == [2, 2]  # only the two tasks the interrupt left
+    resumed = [json.loads(x)["passed"] for x in out.read_text().splitlines()]
+    assert resumed == [True, False] + [False] * 6
+    with Store(db) as st:
+        assert len(st.verdicts(sid)) == 8
 
 
 def test_signals_the_harness_ignores_still_act_in_the_candidate() -> None:

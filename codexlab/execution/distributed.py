@@ -34,6 +34,7 @@ functions here.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import math
@@ -42,7 +43,7 @@ import socket
 import sys
 import time
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -239,6 +240,28 @@ def _connect(ray: Any, address: str | None) -> bool:
             f"cannot connect to a Ray cluster at {addr!r}: {type(exc).__name__}: "
             f"{str(exc).strip().rstrip('.')}. {hint}.{auth}") from exc
     return True
+
+
+@contextlib.contextmanager
+def ray_connection(address: str | None) -> Iterator[None]:
+    """Keep this process connected to the Ray cluster at ``address`` for a block.
+
+    :func:`evaluate_samples_ray` calls inside the block use this connection instead of
+    connecting (and, for ``"local"``, starting a private cluster) once per call. Nothing
+    happens when the process is already connected. ``address``: as
+    :func:`evaluate_samples_ray`'s.
+
+    Raises:
+        RayNotInstalled: Ray is not importable.
+        ConnectionError: no cluster at ``address``.
+    """
+    ray = require_ray()
+    own = _connect(ray, address)
+    try:
+        yield
+    finally:
+        if own:
+            ray.shutdown()
 
 
 def _probe(addr: str, hint: str, timeout_s: float = 5.0) -> None:
