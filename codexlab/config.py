@@ -17,6 +17,7 @@ product.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -147,8 +148,10 @@ class FigureConfig:
             raise ValueError("scaling_temperatures must be (T for pass@1, T for pass@k)")
         if not self.temperatures:
             raise ValueError("temperatures must not be empty")
-        if any(t < 0 for t in (*self.temperatures, *self.scaling_temperatures)):
-            raise ValueError("temperatures must be >= 0")
+        bad_t = [t for t in (*self.temperatures, *self.scaling_temperatures)
+                 if not math.isfinite(t) or t < 0]
+        if bad_t:
+            raise ValueError(f"temperatures must be finite numbers >= 0, got {bad_t}")
         if not self.backend:  # a notebook's empty BACKEND parameter: the local engine
             object.__setattr__(self, "backend", "hf")
         if self.backend != "hf":

@@ -213,7 +213,8 @@ def select_tasks(problems: dict[str, Problem], tasks: str | list[str] | None) ->
             second problem in file order, from the first: an even spread over the file).
 
     Raises:
-        KeyError: A task id is unknown (the message lists a few valid ones), or an index or
+        KeyError: A selection names no task (``",,"``), a task id is unknown (the message
+            lists a few valid ones), or an index or
             range reaches past the last problem (``"0-999"`` on HumanEval's 164 is refused,
             not clamped).
     """
@@ -254,4 +255,7 @@ def select_tasks(problems: dict[str, Problem], tasks: str | list[str] | None) ->
         else:
             raise KeyError(f"unknown task {item!r}; valid ids look like {ids[:3]} "
                            "(or 0-9, :20, ::2)")
+    if not chosen:
+        # e.g. ",," or " ": a selection that names nothing is a mistake, not "no tasks".
+        raise KeyError(f"task selection {tasks!r} names no task; give ids, 0-9, :20 or ::2")
     return {tid: problems[tid] for tid in dict.fromkeys(chosen)}

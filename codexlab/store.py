@@ -96,6 +96,33 @@ class StoreError(RuntimeError):
     """The store file is unusable (wrong schema, not a codexlab store, ...)."""
 
 
+#: The first bytes of every SQLite 3 database file.
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def store_file(path: str | Path) -> Path:
+    """Return the database file a store path names (a directory holds ``codexlab.sqlite``)."""
+    p = Path(path)
+    return p / "codexlab.sqlite" if p.is_dir() or (not p.suffix and not p.exists()) else p
+
+
+def existing_store_file(path: str | Path) -> Path:
+    """Return the database file of an existing store at ``path``, for read-only commands.
+
+    Raises:
+        StoreError: nothing is there (a typo must not create an empty store), or the file
+            is not an SQLite database (e.g. a samples ``.jsonl`` passed as the store).
+    """
+    p = store_file(path)
+    if not p.is_file():
+        raise StoreError(f"no store at {p}: sample or evaluate with --store first, or pass "
+                         "the path of an existing store")
+    with open(p, "rb") as fh:
+        if fh.read(len(SQLITE_HEADER)) != SQLITE_HEADER:
+            raise StoreError(f"{p} is not a codexlab store (not an SQLite database)")
+    return p
+
+
 class Store:
     """A codexlab run store backed by one SQLite file.
 
@@ -109,9 +136,13 @@ class Store:
     """
 
     def __init__(self, path: str | Path) -> None:
-        p = Path(path)
-        if p.is_dir() or (not p.suffix and not p.exists()):
-            p = p / "codexlab.sqlite"
+        p = store_file(path)
+        if p.is_file() and p.suffix not in (".sqlite", ".db", ".sqlite3"):
+            # SQLite turns any empty file into a database; a samples .jsonl passed by mistake
+            # must not become one.
+            with open(p, "rb") as fh:
+                if fh.read(len(SQLITE_HEADER)) != SQLITE_HEADER:
+                    raise StoreError(f"{p} is not a codexlab store (not an SQLite database)")
         p.parent.mkdir(parents=True, exist_ok=True)
         self.path = p
         self._conn = sqlite3.connect(str(p), timeout=60.0, isolation_level=None)
@@ -234,6 +265,24 @@ class Store:
             d["extra"] = json.loads(d["extra"])
             out.append(d)
         return out
+
+    def discard_empty_set(self, set_id: str) -> bool:
+        """Delete a sample set that holds no sample (a run that failed before its first one).
+
+        Returns:
+            True if the set was empty and is gone; a set with samples is never touched.
+        """
+        with self._tx():
+            cur = self._conn.execute(
+                "DELETE FROM sample_sets WHERE set_id=? AND NOT EXISTS "
+                "(SELECT 1 FROM samples WHERE set_id=?)", (set_id, set_id))
+            return cur.rowcount > 0
+
+    def orphan_counts(self) -> dict[str, int]:
+        """Return how many samples and verdicts name a set the store does not hold."""
+        q = ("SELECT COUNT(*) FROM {t} WHERE set_id NOT IN (SELECT set_id FROM sample_sets)")
+        return {t: int(self._conn.execute(q.format(t=t)).fetchone()[0])
+                for t in ("samples", "verdicts")}
 
     def find_sample_set(self, **fields: Any) -> str | None:
         """Return the id of an existing set with these settings, or None."""
@@ -517,7 +566,8 @@ class Store:
             ``(set_id, keys)`` where keys lists ``(task_id, idx)`` in row order.
 
         Raises:
-            ValueError: A row lacks ``task_id`` or ``completion``; names file and line.
+            ValueError: A row lacks ``task_id`` or ``completion`` (names file and line), or
+                the file holds no row.
         """
         from codexlab.problems import file_sha256, iter_jsonl
 
@@ -535,6 +585,8 @@ class Store:
                 counters[tid] = idx + 1
             keys.append((tid, idx))
             rows.append({**row, "idx": idx})
+        if not rows:
+            raise ValueError(f"{path}: no samples (empty file?)")
 
         def common(field: str, default: Any) -> Any:
             vals = {json.dumps(r.get(field)) for r in rows}

@@ -211,3 +211,62 @@ def test_problems_and_figures_bad_inputs_are_one_line_each(tmp_path, capsys, mon
                  "02_scaling", "--out", str(tmp_path / "figs")]) == 2
     assert "nothing is stored for ['codex-mini-7m']" in capsys.readouterr().err
     assert not (tmp_path / "figs").exists() and not (tmp_path / "results").exists()
+
+
+def test_store_reading_commands_never_create_or_convert_a_file(tmp_path, capsys):
+    """A typo'd --store path, or a samples .jsonl passed as the store, is refused as it is."""
+    import sqlite3
+
+    from codexlab.store import Store
+
+    typo = tmp_path / "typo" / "codexlab.sqlite"
+    empty_jsonl = tmp_path / "empty.jsonl"
+    empty_jsonl.write_bytes(b"")
+    for action in ("info", "runs", "check"):
+        assert main(["store", action, "--store", str(typo)]) == 2
+        assert f"no store at {typo}" in capsys.readouterr().err
+        assert main(["store", action, "--store", str(empty_jsonl)]) == 2
+        assert "is not a codexlab store" in capsys.readouterr().err
+    assert not (tmp_path / "typo").exists() and empty_jsonl.read_bytes() == b""
+    # Importing an empty file is an error and leaves no set; orphans fail the check.
+    db = tmp_path / "st.sqlite"
+    assert main(["store", "import", str(_rows(tmp_path / "none.jsonl", [])), "--store",
+                 str(db)]) == 2
+    assert "no samples (empty file?)" in capsys.readouterr().err
+    with Store(db) as st:
+        assert st.sample_sets() == []
+    assert main(["store", "check", "--store", str(db)]) == 0
+    with sqlite3.connect(db) as conn:
+        conn.execute("INSERT INTO samples(set_id, task_id, idx, completion, created) "
+                     "VALUES ('gone', 'T/0', 0, 'x', 'now')")
+    assert main(["store", "check", "--store", str(db)]) == 1
+    assert "1 sample(s) and 0 verdict(s) name a sample set" in capsys.readouterr().out
+
+
+def test_sample_and_problems_bad_inputs_fail_before_any_work(tmp_path, capsys, monkeypatch):
+    """Each is one line and exit 2: a directory as --out, a selection naming no task, an
+    unknown --field, a model that does not load (which leaves no empty set in the store)."""
+    from codexlab.store import Store
+
+    monkeypatch.setenv("CODEXLAB_RESULTS_DIR", str(tmp_path / "results"))
+    base = ["sample", "--temperature", "0.8", "--n", "1", "--max-new-tokens", "4", "--quiet"]
+    cases = [
+        (base + ["--model", "codex-mini-0.2m", "--tasks", ":1", "--out", str(tmp_path)],
+         "is a directory"),
+        (base + ["--model", "codex-mini-0.2m", "--tasks", ",,", "--out", "x.jsonl"],
+         "names no task"),
+        (base + ["--model", "codex-mini-0.2m", "--tasks", ":1", "--temperature", "nan",
+                 "--out", "x.jsonl"], "temperature must be a finite number"),
+        (["problems", "show", "HumanEval/0", "--field", "nope"], "no field 'nope'"),
+        (["figures", "--no-run", "--temperatures", "abc"], "must be comma-separated numbers"),
+    ]
+    for argv, want in cases:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err.strip()
+        assert want in err and "Traceback" not in err, (argv, err)
+    db = tmp_path / "st.sqlite"
+    assert main(base + ["--model", str(tmp_path / "no-such-model"), "--tasks", ":1",
+                        "--store", str(db), "--out", str(tmp_path / "o.jsonl")]) == 2
+    capsys.readouterr()
+    with Store(db) as st:
+        assert st.sample_sets() == []

@@ -315,8 +315,9 @@ def test_compiled_static_step_traces_as_one_graph(models, tok):
 def test_strip_prompt_and_config_validation():
     with pytest.raises(ValueError, match="top_p"):
         SamplingConfig(top_p=0)
-    with pytest.raises(ValueError, match="temperature"):
-        SamplingConfig(temperature=-1)
+    for bad in (-1, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="temperature must be a finite number"):
+            SamplingConfig(temperature=bad)
     with pytest.raises(ValueError, match="stop"):
         SamplingConfig(stop=("",))
     cfg = SamplingConfig(stop=["\ndef"])

@@ -166,8 +166,9 @@ def run(args: argparse.Namespace) -> int:
         return fail(f"cannot read problems: {exc}")
     unknown = sorted({r["task_id"] for r in rows} - set(problems))
     if unknown:
-        return fail(f"{len(unknown)} task id(s) not in the problems file, e.g. {unknown[:3]}; "
-                    "pass --problems FILE")
+        return fail(f"{args.samples}: {len(unknown)} task id(s) not in the problems "
+                    f"{info.get('problems_path', '')}, e.g. {unknown[:3]}; pass the file they "
+                    "belong to as --problems FILE")
     out_path = args.out or f"{args.samples}_results.jsonl"
     import os
 

@@ -112,6 +112,11 @@ def run(args: argparse.Namespace) -> int:
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     try:
         temps = [float(t) for t in args.temperatures.split(",") if t.strip()]
+    except ValueError:
+        print(f"codexlab figures: --temperatures {args.temperatures!r} must be comma-separated "
+              "numbers, e.g. 0.2,0.8", file=sys.stderr)
+        return 2
+    try:
         cfg = config.figure_config(args.mode, models=models, n=args.n, store=args.store,
                                    out=args.out, tasks=args.tasks, temperatures=temps,
                                    exec_dedup=args.exec_dedup, backend=args.backend,
@@ -208,7 +213,8 @@ def run(args: argparse.Namespace) -> int:
             path = codex_d.export_compact(*docstrings)
             print(f"compact results: {path}", flush=True)
     if not args.notebooks_run:
-        print(_summary_line(cfg, grid_df, time.perf_counter() - t_all, None), flush=True)
+        print(_summary_line(cfg, grid_df, time.perf_counter() - t_all, None, cfg_s=cfg_s),
+              flush=True)
         return 0
 
     import papermill as pm
@@ -254,7 +260,8 @@ def run(args: argparse.Namespace) -> int:
             failed.append(name)
             print(str(exc)[-2000:], file=sys.stderr)
         print(f"{name:<20} {time.perf_counter() - t0:6.1f} s  {status}", flush=True)
-    print(_summary_line(cfg, grid_df, time.perf_counter() - t_all, run_dir, failed), flush=True)
+    print(_summary_line(cfg, grid_df, time.perf_counter() - t_all, run_dir, failed, cfg_s),
+          flush=True)
     return 1 if failed else 0
 
 
@@ -296,16 +303,24 @@ def _duration(seconds: float) -> str:
 
 
 def _summary_line(cfg: Any, grid_df: Any, seconds: float, run_dir: Any,
-                  failed: Sequence[str] = ()) -> str:
-    """One closing line: samples and passes behind the figures, time, where they are."""
+                  failed: Sequence[str] = (), cfg_s: Any = None) -> str:
+    """One closing line: samples and passes behind the figures, time, where they are.
+
+    ``cfg_s``: the Codex-S grid's config, whose samples count too (a run's ``grid_df``
+    already holds them).
+    """
     from pathlib import Path
+
+    import pandas as pd
 
     from codexlab import pipeline
 
     if grid_df is not None:
         df, source = grid_df, "run store"
     else:
-        df = pipeline.load_results(cfg)  # what the notebooks read: the store, else the committed
+        # What the notebooks read: the store, else the committed tables.
+        df = pd.concat([pipeline.load_results(c) for c in (cfg, cfg_s) if c is not None],
+                       ignore_index=True)
         complete = (cfg.store_path().exists()
                     and bool(pipeline.grid_status(cfg)["complete"].all()))
         compact = pipeline.has_compact_results(cfg.compact_results_dir())

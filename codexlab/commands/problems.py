@@ -75,6 +75,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"codexlab problems show: {exc.args[0] if exc.args else exc}", file=sys.stderr)
         return 2
     if args.field:
+        fields = list(prob.to_dict())
+        if args.field not in fields:
+            print(f"codexlab problems show: no field {args.field!r}; the fields are "
+                  f"{', '.join(fields)}", file=sys.stderr)
+            return 2
         print(prob[args.field])
         return 0
     for field in ("task_id", "entry_point"):

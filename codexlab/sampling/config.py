@@ -9,6 +9,7 @@ anything that runs a model (see :mod:`codexlab.sampling.engine`).
 from __future__ import annotations
 
 import dataclasses
+import math
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -86,8 +87,10 @@ class SamplingConfig:
         object.__setattr__(self, "stop", tuple(self.stop))
         object.__setattr__(self, "temperature", float(self.temperature))
         object.__setattr__(self, "top_p", float(self.top_p))
-        if self.temperature < 0:
-            raise ValueError(f"temperature must be >= 0, got {self.temperature}")
+        # NaN passes every comparison test, and inf divides the logits to nothing: both
+        # would sample (uniformly, or not at all) under a key no figure can name.
+        if not math.isfinite(self.temperature) or self.temperature < 0:
+            raise ValueError(f"temperature must be a finite number >= 0, got {self.temperature}")
         if not 0.0 < self.top_p <= 1.0:
             raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
         if int(self.n) < 1:

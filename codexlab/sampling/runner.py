@@ -297,7 +297,25 @@ def _sample_into(st: Any, model_name_or_path: str, problems: Mapping[str, Any],
     missing = st.missing_indices(set_id, list(problems), cfg.n)
     if not missing:
         return set_id
-    if remote:
+    try:
+        return _draw_missing(st, set_id, model_name_or_path, problems, missing, cfg,
+                             progress=progress, problems_sha256=problems_sha256,
+                             model_and_tokenizer=model_and_tokenizer,
+                             commit_every_s=commit_every_s, commit_rows=commit_rows,
+                             backend=backend if remote else None)
+    except Exception:
+        # A run that failed before its first sample (a model that does not load, a server
+        # that refuses) leaves no empty set behind to be listed as if it were data.
+        st.discard_empty_set(set_id)
+        raise
+
+
+def _draw_missing(st: Any, set_id: str, model_name_or_path: str, problems: Mapping[str, Any],
+                  missing: Mapping[str, list[int]], cfg: SamplingConfig, *, progress: bool,
+                  problems_sha256: str | None, model_and_tokenizer: tuple[Any, Any] | None,
+                  commit_every_s: float, commit_rows: int, backend: Any) -> str:
+    """Draw the ``missing`` samples of the set ``set_id`` (the body of :func:`_sample_into`)."""
+    if backend is not None:
         return _sample_remote(st, set_id, backend, model_name_or_path, problems, missing, cfg,
                               progress=progress, problems_sha256=problems_sha256,
                               commit_every_s=commit_every_s, commit_rows=commit_rows)
