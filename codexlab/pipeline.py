@@ -398,7 +398,7 @@ def run_grid(
         if "execute" in stages and sets:
             st = grid_status(cfg, store)
             todo = int(st["samples"].sum() if force else (st["samples"] - st["verdicts"]).sum())
-            with _stage_bar(progress, todo, "execute") as bar:
+            with _stage_bar(progress, todo, "execute") as bar, _cluster(cfg, todo):
                 for model, temp, set_id in sets:
                     summary["executed"] += _execute_set(
                         store, set_id, problems, cfg, force, False, execute_fn, run_id,
@@ -647,6 +647,21 @@ def _count(store: Any, set_id: str, problems: dict[str, Any], n: int) -> int:
     q = (f"SELECT COUNT(*) FROM samples WHERE set_id=? AND idx < ? AND task_id IN "
          f"({','.join('?' * len(problems))})")
     return int(store._conn.execute(q, (set_id, n, *problems)).fetchone()[0])
+
+
+def _cluster(cfg: FigureConfig, todo: int) -> Any:
+    """One Ray connection for the whole execute stage when ``cfg.ray_address`` is set.
+
+    Each chunk's ``evaluate_samples_ray`` then reuses it, instead of connecting (for
+    ``"local"``: starting a private cluster) once per chunk of :data:`EXEC_CHUNK` samples.
+    """
+    import contextlib
+
+    if not cfg.ray_address or todo <= 0:
+        return contextlib.nullcontext()
+    from codexlab.execution.distributed import ray_connection
+
+    return ray_connection(cfg.ray_address)
 
 
 def _execute_set(store: Any, set_id: str, problems: dict[str, Any], cfg: FigureConfig,

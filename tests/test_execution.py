@@ -246,7 +246,11 @@ def test_probe_isolation_reports_layers():
         assert info["layers"].get("pidns")
 
 
-def test_missing_layer_warns():
+def test_missing_layer_warns(monkeypatch):
+    from codexlab.execution import pool as pool_mod
+
+    # Warned once per process: an earlier test of this session may have used the key.
+    monkeypatch.setattr(pool_mod, "_warned", set())
     with Pool(1, disable=["landlock"]) as p:
         with pytest.warns(SandboxWarning, match="landlock"):
             vs = ev(p, ["    return a + b\n"])

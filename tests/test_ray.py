@@ -402,6 +402,25 @@ def test_apps_programs_run_on_the_cluster_with_local_verdicts(cluster, tmp_path,
         evaluate_apps(load_apps(fixture), rows, ray_address=cluster.address, workers=2)
 
 
+def test_a_run_of_many_chunks_connects_once(cluster, problems, monkeypatch):
+    """ray_connection (evaluate --store's chunks, the pipeline's execute stage): one ray.init."""
+    import ray
+
+    from codexlab.execution import distributed
+
+    owned: list[bool] = []
+    real = distributed._connect
+    monkeypatch.setattr(distributed, "_connect",
+                        lambda r, address: owned.append(real(r, address)) or owned[-1])
+    rows = [{"task_id": t, "completion": problems[t].canonical_solution} for t in TASKS[:4]]
+    with distributed.ray_connection(cluster.address):
+        got = [v for chunk in (rows[:2], rows[2:]) for v in evaluate_samples_ray(
+            problems, chunk, address=cluster.address, progress=False)]
+        assert ray.is_initialized()
+    assert owned == [True, False, False] and not ray.is_initialized()
+    assert all(v.passed for v in got)
+
+
 def test_missing_ray_is_a_clear_error(monkeypatch, problems, tmp_path, capsys):
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` now raises ImportError
     rows = [{"task_id": "HumanEval/0", "completion": problems["HumanEval/0"].canonical_solution}]
