@@ -262,6 +262,27 @@ def test_ray_verdicts_equal_local_ones(cluster, problems):
     assert sum(b["jobs"] for b in report["batches"]) == report["programs_run"] + 1
 
 
+def _evaluate_here_and_on_ray(tmp_path: Path, capsys: Any, cluster: _Cluster,
+                              rows: list[dict], common: list[str],
+                              ray_extra: list[str]) -> tuple[list[dict], list[dict]]:
+    """Run `codexlab evaluate` on ``rows`` here and with ``--ray``; return both results files'
+    rows without ``duration_s`` (the one field that may differ)."""
+    from codexlab.cli import main
+
+    samples = tmp_path / "samples.jsonl"
+    samples.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    got = []
+    for name, extra in (("local", []), ("ray", ["--ray", cluster.address, *ray_extra])):
+        out = tmp_path / f"{name}.jsonl"
+        assert main(["evaluate", str(samples), *common, "--no-progress", "--k", "1",
+                     "--out", str(out), *extra]) == 0
+        err = capsys.readouterr().err
+        assert ("# ray node" in err) == (name == "ray"), err
+        got.append([{k: v for k, v in json.loads(line).items() if k != "duration_s"}
+                    for line in out.read_text().splitlines()])
+    return got[0], got[1]
+
+
 def test_cli_and_pipeline_take_the_ray_path(cluster, problems, tmp_path, capsys):
     from codexlab.cli import main
     from codexlab.config import figure_config
@@ -269,23 +290,12 @@ def test_cli_and_pipeline_take_the_ray_path(cluster, problems, tmp_path, capsys)
 
     rows = [{"task_id": t, "completion": problems[t].canonical_solution} for t in TASKS[:3]]
     rows += [{"task_id": t, "completion": "    return None\n"} for t in TASKS[:3]]
-    samples = tmp_path / "s.jsonl"
-    samples.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    outs = {}
+    samples = tmp_path / "samples.jsonl"  # written by the helper
     db = tmp_path / "st.sqlite"
-    for name, extra in (("local", []), ("ray", ["--ray", cluster.address, "--store", str(db)])):
-        outs[name] = tmp_path / f"{name}.jsonl"
-        assert main(["evaluate", str(samples), "--no-progress", "--k", "1", "--out",
-                     str(outs[name]), *extra]) == 0
-        err = capsys.readouterr().err
-        assert ("# ray node" in err) == (name == "ray"), err
-
-    def strip(path: Path) -> list[dict]:
-        return [{k: v for k, v in json.loads(line).items() if k != "duration_s"}
-                for line in path.read_text().splitlines()]
-
-    assert strip(outs["ray"]) == strip(outs["local"])
-    assert [r["passed"] for r in strip(outs["ray"])] == [True] * 3 + [False] * 3
+    local, on_ray = _evaluate_here_and_on_ray(tmp_path, capsys, cluster, rows, [],
+                                              ["--store", str(db)])
+    assert on_ray == local
+    assert [r["passed"] for r in on_ray] == [True] * 3 + [False] * 3
     from codexlab.store import Store
 
     with Store(db) as st:
@@ -374,7 +384,6 @@ def test_a_worker_lost_mid_batch_loses_no_verdict(cluster, problems, lost):
 def test_apps_programs_run_on_the_cluster_with_local_verdicts(cluster, tmp_path, capsys):
     """APPS: every (sample, test case) is a job on the cluster; the results file is a local run's."""
     from codexlab.apps import evaluate_apps, load_apps
-    from codexlab.cli import main
 
     fixture = Path(__file__).resolve().parent / "fixtures" / "apps_small.jsonl"
     total = "n = int(input())\nprint(sum(map(int, input().split())))\n"
@@ -382,22 +391,10 @@ def test_apps_programs_run_on_the_cluster_with_local_verdicts(cluster, tmp_path,
             {"task_id": "APPS/1001", "completion": total.replace("))\n", ")) + 1\n")},
             {"task_id": "APPS/1001", "completion": "print(\n"},
             {"task_id": "APPS/1002", "completion": "raise ValueError('no')\n"}]
-    samples = tmp_path / "apps_samples.jsonl"
-    samples.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    outs = {}
-    for name, extra in (("local", []), ("ray", ["--ray", cluster.address])):
-        outs[name] = tmp_path / f"{name}.jsonl"
-        assert main(["evaluate", str(samples), "--problems", str(fixture), "--no-progress",
-                     "--k", "1", "--out", str(outs[name]), *extra]) == 0
-        err = capsys.readouterr().err
-        assert ("# ray node" in err) == (name == "ray"), err
-
-    def strip(path: Path) -> list[dict]:
-        return [{k: v for k, v in json.loads(line).items() if k != "duration_s"}
-                for line in path.read_text().splitlines()]
-
-    assert strip(outs["ray"]) == strip(outs["local"])
-    assert [r["passed"] for r in strip(outs["ray"])] == [True, False, False, False]
+    local, on_ray = _evaluate_here_and_on_ray(tmp_path, capsys, cluster, rows,
+                                              ["--problems", str(fixture)], [])
+    assert on_ray == local
+    assert [r["passed"] for r in on_ray] == [True, False, False, False]
     with pytest.raises(ValueError, match="do not pass workers or pool"):
         evaluate_apps(load_apps(fixture), rows, ray_address=cluster.address, workers=2)
 
