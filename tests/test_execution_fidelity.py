@@ -485,6 +485,52 @@ def test_evaluate_store_keeps_finished_chunks_on_interrupt_and_resumes(tmp_path,
         assert len(st.verdicts(sid)) == 8
 
 
+def test_evaluate_store_reuses_only_verdicts_of_the_same_problems_and_settings(tmp_path,
+                                                                              capsys):
+    """A stored verdict is reused only for the same problems file and execution settings;
+    a file repeating a (task_id, idx) key is executed whole every time."""
+    import json
+
+    from codexlab.cli import main
+
+    def problems(name: str, want: int) -> str:
+        path = tmp_path / f"{name}.jsonl"
+        path.write_text(json.dumps({
+            "task_id": "T/0", "prompt": "def f(x):\n", "entry_point": "f",
+            "canonical_solution": f"    return {want}\n",
+            "test": f"def check(candidate):\n    assert candidate(1) == {want}\n"}) + "\n")
+        return str(path)
+
+    one, two = problems("one", 1), problems("two", 2)  # same task id, other tests
+    samples = tmp_path / "s.jsonl"
+    samples.write_text(json.dumps({"task_id": "T/0", "completion": "    return x\n"}) + "\n")
+    db = str(tmp_path / "st.sqlite")
+
+    def pass1(*extra: str) -> tuple[float, str]:
+        assert main(["evaluate", str(samples), "--no-progress", "--k", "1", "--store", db,
+                     *extra]) == 0
+        out, err = capsys.readouterr()
+        return json.loads(out.strip().splitlines()[-1])["pass@1"], err
+
+    assert pass1("--problems", one)[0] == 1.0
+    got, err = pass1("--problems", two)  # other tests: executed again, not reused
+    assert got == 0.0 and "made with other problems or settings" in err
+    got, err = pass1("--problems", two)
+    assert got == 0.0 and "1 verdict(s) reused" in err
+    got, err = pass1("--problems", two, "--timeout", "5")  # another setting: executed again
+    assert got == 0.0 and "reused" not in err
+    # Two rows with one (task_id, idx) key: the store keeps one sample, so nothing is reused.
+    twice = tmp_path / "twice.jsonl"
+    twice.write_text("".join(json.dumps({"task_id": "T/0", "idx": 0, "completion": c}) + "\n"
+                             for c in ("    return x\n", "    return 3\n")))
+    for _ in range(2):
+        assert main(["evaluate", str(twice), "--no-progress", "--k", "1", "--store", db,
+                     "--problems", one, "--out", str(tmp_path / "r.jsonl")]) == 0
+        assert "reused" not in capsys.readouterr().err
+        res = [json.loads(x)["passed"] for x in (tmp_path / "r.jsonl").read_text().splitlines()]
+        assert res == [True, False]
+
+
 def test_signals_the_harness_ignores_still_act_in_the_candidate() -> None:
     """A harness started by nohup or as a background job ignores SIGHUP/SIGQUIT/SIGINT; the
     ignore is inherited across exec, and must not reach the candidate (found in CI: a fresh

@@ -160,11 +160,17 @@ def test_a_file_naming_its_sampled_set_imports_as_that_set(tmp_path):
              "model": "m", "temperature": 0.8} for i in range(3)]
     src = tmp_path / "sampled.jsonl"
     src.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    assert st.import_samples_jsonl(src) == (sid, [("T/0", 0), ("T/0", 1), ("T/0", 2)])
+    assert st.import_samples_jsonl(src, problems_sha256="abc") == (
+        sid, [("T/0", 0), ("T/0", 1), ("T/0", 2)])
     assert len(st.sample_sets()) == 1
+    # Evaluated against another problems file, the set's verdicts would be another
+    # benchmark's: a set of its own (as without a problems hash).
+    other, _ = st.import_samples_jsonl(src, problems_sha256="other")
+    assert other != sid and st.import_samples_jsonl(src)[0] == other
+    assert len(st.sample_sets()) == 2
     # An edited file is not that set's samples any more: it becomes a set of its own.
     rows[1]["completion"] = "return 'edited'"
     src.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    other, _ = st.import_samples_jsonl(src)
-    assert other != sid and len(st.sample_sets()) == 2
+    edited, _ = st.import_samples_jsonl(src, problems_sha256="abc")
+    assert edited not in (sid, other) and len(st.sample_sets()) == 3
     st.close()

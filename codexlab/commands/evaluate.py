@@ -186,26 +186,37 @@ def run(args: argparse.Namespace) -> int:
             store = Store(args.store)
         except Exception as exc:  # noqa: BLE001 - sqlite3/StoreError/OSError: one line
             return fail(f"cannot open the store {args.store}: {exc}")
-        config = {"samples": str(args.samples), "timeout": args.timeout,
-                  "workers": args.workers, "memory_mb": args.memory_mb, "mode": args.mode,
-                  "k": args.k, "dedup": dedup, "ray": ray_address}
+        config = {"samples": str(args.samples), "workers": args.workers, "k": args.k,
+                  "ray": ray_address, **_verdict_settings(args, info, dedup)}
         run_id = store.start_run(kind="execute", config=config, provenance=collect(
             {"problems_sha256": info["problems_sha256"], "dedup": dedup}))
-        set_id, keys = store.import_samples_jsonl(args.samples, run_id=run_id)
+        set_id, keys = store.import_samples_jsonl(
+            args.samples, run_id=run_id, problems_sha256=info["problems_sha256"])
     report: dict = {}
     verdicts: list = [None] * len(rows)
-    reused = 0
-    if store is not None and not apps and not args.force:
-        # A rerun of an interrupted (or finished) run: the samples the store has verdicts for
-        # are not executed again. (An APPS verdict's per-test counts are not stored, so APPS
-        # files always run whole.)
+    reused = other_settings = 0
+    if store is not None and not apps and not args.force and len(set(keys)) == len(keys):
+        # A rerun of an interrupted (or finished) run: a sample whose stored verdict an
+        # `evaluate` run made with these problems and settings is not executed again.
+        # Verdicts of other settings (another --problems or --timeout, the figures
+        # pipeline) are executed again. An APPS verdict's per-test counts are not stored, so
+        # APPS files always run whole; a file that repeats a (task_id, idx) key holds more
+        # samples than the store can tell apart, so it runs whole too.
         from codexlab.execution import Verdict
 
+        wanted = _verdict_settings(args, info, dedup)
+        same = {r["run_id"] for r in store.runs() if r["kind"] == "execute"
+                and all((r["config"] or {}).get(k) == v for k, v in wanted.items())}
         have = store.verdicts(set_id)
         for i, key in enumerate(keys):
-            if key in have:
-                verdicts[i] = Verdict(**have[key])
+            if key not in have:
+                continue
+            fields = dict(have[key])
+            if fields.pop("run_id") in same:
+                verdicts[i] = Verdict(**fields)
                 reused += 1
+            else:
+                other_settings += 1
     todo = [i for i, v in enumerate(verdicts) if v is None]
     reused_idx = set(range(len(rows))) - set(todo)
     # With a store, whole tasks at a time, each chunk's verdicts committed: an interrupt loses
@@ -268,6 +279,8 @@ def run(args: argparse.Namespace) -> int:
         if store is not None and run_id is not None:
             store.finish_run(run_id, "failed", {"error": str(exc)})
             store.close()
+        if ray_address is None:  # e.g. a BrokenPipeError: not about a cluster
+            raise
         return fail(exc)
     except KeyboardInterrupt:
         if store is not None and run_id is not None:
@@ -310,8 +323,13 @@ def run(args: argparse.Namespace) -> int:
     print(f"# {len(rows)} samples: " + ", ".join(f"{k}={n}" for k, n in counts.most_common())
           + f"; isolation: {isolation or 'n/a'}; results in {out_path}", file=sys.stderr)
     if reused:
-        print(f"# {reused} verdict(s) reused from the store (set {set_id}), {done_now} "
-              "sample(s) executed now; --force executes every sample again", file=sys.stderr)
+        print(f"# {reused} verdict(s) reused from the store (set {set_id}: made by evaluate "
+              f"with these problems and settings), {done_now} sample(s) executed now; --force "
+              "executes every sample again", file=sys.stderr)
+    if other_settings:
+        print(f"# {other_settings} stored verdict(s) of these samples were made with other "
+              "problems or settings (or by the figures pipeline): executed again and replaced",
+              file=sys.stderr)
     # Syntax errors are decided by compiling here, without a sandbox run; what else ran fewer
     # times than it was given is deduplication.
     given = report.get("samples", 0)
@@ -444,3 +462,9 @@ def _shared_sandbox(ray_address: str | None, workers: int | None,
         with Pool(workers) as pool:  # None: every core available to this process
             yield pool
 
+
+def _verdict_settings(args: argparse.Namespace, info: dict, dedup: bool) -> dict:
+    """Return what a verdict depends on besides its sample (reuse needs them all equal)."""
+    return {"problems_sha256": info["problems_sha256"], "timeout": args.timeout,
+            "memory_mb": args.memory_mb, "output_limit_mb": args.output_limit_mb,
+            "mode": args.mode, "dedup": dedup}

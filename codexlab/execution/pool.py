@@ -273,6 +273,9 @@ class Pool:
         self.slots: list[_Slot] = []
         self.sel = selectors.DefaultSelector()
         self.respawns = 0
+        # Respawns before the current run(): the give-up limit counts one run's, so a pool
+        # kept across many runs (evaluate --store's chunks) keeps the same allowance per run.
+        self._respawns_before_run = 0
         self.layers: dict[str, Any] = {}
         self.missing: dict[str, str] = {}
         try:
@@ -349,6 +352,7 @@ class Pool:
             ) -> dict[Any, V.Verdict]:
         """Evaluate ``jobs`` (dicts with an ``id``); return verdicts keyed by id."""
         self.wait_ready()
+        self._respawns_before_run = self.respawns
         pending = deque(jobs)
         attempts: dict[Any, int] = {}
         results: dict[Any, V.Verdict] = {}
@@ -431,7 +435,7 @@ class Pool:
                     on_done(job, v)
         self.respawns += 1
         i = self.slots.index(s)
-        if self.respawns > 20 + 4 * self.workers + len(attempts):
+        if self.respawns - self._respawns_before_run > 20 + 4 * self.workers + len(attempts):
             raise RuntimeError("sandbox workers keep dying; giving up")
         new = self._spawn(s.idx)
         self._await_hello(new)

@@ -292,8 +292,10 @@ def _sample_into(st: Any, model_name_or_path: str, problems: Mapping[str, Any],
     if cfg.token_healing is None:
         cfg = cfg.replace(token_healing=set_key_rules(
             model_name_or_path, backend.name if remote else "hf")["token_healing"])
-    set_id = st.ensure_sample_set(**sample_set_key(
-        model_name_or_path, cfg, problems_sha256 or prompts_sha256(problems), backend))
+    key = sample_set_key(model_name_or_path, cfg, problems_sha256 or prompts_sha256(problems),
+                         backend)
+    created = st.find_sample_set(**key) is None
+    set_id = st.ensure_sample_set(**key)
     missing = st.missing_indices(set_id, list(problems), cfg.n)
     if not missing:
         return set_id
@@ -305,8 +307,12 @@ def _sample_into(st: Any, model_name_or_path: str, problems: Mapping[str, Any],
                              backend=backend if remote else None)
     except Exception:
         # A run that failed before its first sample (a model that does not load, a server
-        # that refuses) leaves no empty set behind to be listed as if it were data.
-        st.discard_empty_set(set_id)
+        # that refuses) leaves no empty set behind to be listed as if it were data. Only a set
+        # this call created: another process that found it may be about to fill it (a second
+        # run started before this one's set existed still can; the next run of the same key
+        # re-creates the set, and `codexlab store check` names such samples meanwhile).
+        if created:
+            st.discard_empty_set(set_id)
         raise
 
 
