@@ -90,6 +90,8 @@ def pass_at_k_naive(n: ArrayLike, c: ArrayLike, k: ArrayLike) -> float | np.ndar
         raise ValueError("n must be positive")
     if np.any(c_a < 0) or np.any(c_a > n_a):
         raise ValueError("c (correct samples) must satisfy 0 <= c <= n")
+    if np.any(k_a < 1):
+        raise ValueError("k must be >= 1")
     out = 1.0 - (1.0 - c_a / n_a) ** k_a
     return float(out) if np.ndim(out) == 0 else out
 
@@ -136,8 +138,18 @@ def bootstrap_pass_at_k(
 
     Returns:
         ``(estimate, low, high)``.
+
+    Raises:
+        ValueError: ``n_boot`` < 1, ``confidence`` outside (0, 1), no task, or what
+            :func:`pass_at_k` refuses.
     """
+    if int(n_boot) < 1:
+        raise ValueError(f"n_boot must be >= 1, got {n_boot}")
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
     per_task = np.atleast_1d(np.asarray(pass_at_k(n, c, k), dtype=np.float64))
+    if per_task.size == 0:
+        raise ValueError("no task: n and c are empty")
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, per_task.size, size=(n_boot, per_task.size))
     means = per_task[idx].mean(axis=1)

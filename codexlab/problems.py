@@ -99,6 +99,8 @@ def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict]]:
             if not raw:
                 return
             lineno += 1
+            if lineno == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]  # a UTF-8 byte-order mark, as some Windows editors write
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError as exc:

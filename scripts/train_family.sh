@@ -48,6 +48,10 @@ else
 fi
 if [[ "${RESUME:-0}" == "1" ]]; then
   args+=(--resume)
+else
+  # Training the family anew replaces the models in the output folder: say so explicitly
+  # (`codexlab train` refuses a folder that holds a model otherwise).
+  args+=(--overwrite)
 fi
 if [[ -n "${OUT:-}" ]]; then
   mkdir -p "$OUT"

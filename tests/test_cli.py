@@ -63,6 +63,13 @@ def test_passk_from_results_file(tmp_path, capsys):
     assert abs(out["pass@2"] - (1 - 1 / 6) / 2) < 1e-12
     assert out["pass@1_low"] <= out["pass@1"] <= out["pass@1_high"]
     assert "pass@10" not in out and "pass@10: skipped" in captured.err
+    assert "repeat a (task_id, idx)" not in captured.err
+    # A file joined to itself: the same sample indices again are counted, and flagged.
+    indexed = [{**r, "idx": i % 4} for i, r in enumerate(rows)]
+    path.write_text("".join(json.dumps(r) + "\n" for r in indexed * 2))
+    assert main(["passk", str(path), "--k", "1"]) == 0
+    assert "8 row(s) repeat a (task_id, idx) of an earlier row (e.g. line 9 repeats line 1)" \
+        in capsys.readouterr().err
 
 
 # ------------------------------------------------------------------ bad input (issue 11 item 4)
@@ -270,3 +277,22 @@ def test_sample_and_problems_bad_inputs_fail_before_any_work(tmp_path, capsys, m
     capsys.readouterr()
     with Store(db) as st:
         assert st.sample_sets() == []
+
+
+def test_evaluate_with_no_computable_k_exits_2_as_passk_does(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("CODEXLAB_ALLOW_CODE_EXEC", "1")
+    ok = _rows(tmp_path / "ok.jsonl", [{"task_id": "HumanEval/0", "completion": "    pass\n"}])
+    assert main(["evaluate", ok, "--no-progress", "--k", "5"]) == 2
+    out, err = capsys.readouterr()
+    assert "no pass@k could be computed for k = [5]" in err and out.strip() == "{}"
+    assert (tmp_path / "ok.jsonl_results.jsonl").exists()  # the verdicts are kept
+
+
+def test_serve_refuses_out_of_range_numbers_before_starting(capsys):
+    import pytest
+
+    for argv, want in ((["--port", "70000"], "--port: must be between 0 and 65535"),
+                       (["--threads", "0"], "--threads: must be between 1 and 1024")):
+        with pytest.raises(SystemExit) as exc:
+            main(["serve", "codex-mini-0.2m", *argv])
+        assert exc.value.code == 2 and want in capsys.readouterr().err

@@ -150,3 +150,16 @@ def test_best_temperature_per_k_is_upper_hull():
     best = best_temperature_per_k(pd.DataFrame(rows))
     assert best["temperature"].tolist() == [0.2, 0.8, 0.8]
     assert best["pass_at_k"].tolist() == [0.3, 0.45, 0.7]
+
+
+def test_naive_and_bootstrap_refuse_meaningless_arguments():
+    from codexlab.metrics import bootstrap_pass_at_k, pass_at_k_naive
+
+    with pytest.raises(ValueError, match="k must be >= 1"):
+        pass_at_k_naive(5, 2, -1)
+    for kw, want in (({"n_boot": 0}, "n_boot"), ({"confidence": 1.5}, "confidence"),
+                     ({"confidence": 0.0}, "confidence")):
+        with pytest.raises(ValueError, match=want):
+            bootstrap_pass_at_k([5, 5], [1, 2], 1, **kw)
+    with pytest.raises(ValueError, match="no task"):
+        bootstrap_pass_at_k([], [], 1)

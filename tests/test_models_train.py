@@ -582,6 +582,40 @@ def test_cli_init_copies_the_base_and_refuses_to_overwrite(tmp_path: Path) -> No
     assert cmd.run(args) == 2
 
 
+def test_cli_refuses_what_would_overwrite_mix_or_never_end(tmp_path: Path, capsys) -> None:
+    """Refused in one line before any corpus work: an unknown size, a budget of 0 (no limit),
+    a folder holding a model without --resume/--overwrite, --resume or --init of another
+    size's weights, a file as --out."""
+    import shutil
+
+    from codexlab.cli import main
+    from codexlab.models import builtin_models
+
+    small = builtin_models()["codex-mini-0.2m"]
+    held = tmp_path / "held"
+    held.mkdir()
+    shutil.copy(small / "config.json", held / "config.json")
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    cases = [
+        (["--size", "codex-mini-99m"], "unknown size"),
+        (["--size", "codex-mini-0.2m", "--time-budget", "0"], "--time-budget must be above 0"),
+        (["--size", "codex-mini-0.2m", "--max-tokens", "-5"], "--max-tokens must be above 0"),
+        (["--family", "--budget-scale", "-1"], "--budget-scale must be above 0"),
+        (["--size", "codex-mini-0.2m", "--out", str(held)], "already holds a model: --resume"),
+        (["--size", "codex-mini-1.2m", "--out", str(held), "--resume"],
+         "holds a model of d_model 64, 4 layers; codex-mini-1.2m is d_model 128"),
+        (["--size", "codex-mini-1.2m", "--stage", "functions", "--init", "codex-mini-0.2m",
+          "--out", str(tmp_path / "s")], "--init codex-mini-0.2m is d_model 64"),
+        (["--size", "codex-mini-0.2m", "--out", str(a_file)], "is a file"),
+    ]
+    for argv, want in cases:
+        assert main(["train", *argv, "--data-dir", str(tmp_path / "data")]) == 2, argv
+        err = capsys.readouterr().err.strip()
+        assert want in err and "\n" not in err and "Traceback" not in err, (argv, err)
+    assert not (tmp_path / "data").exists() and not (tmp_path / "s").exists()
+
+
 def test_family_readme_lists_the_variants() -> None:
     from codexlab.models.scaling import render_family_readme
 

@@ -66,3 +66,12 @@ def test_select_tasks():
     assert len(select_tasks(probs, None)) == 164
     with pytest.raises(KeyError, match="unknown task"):
         select_tasks(probs, "Nope/1")
+
+
+def test_a_utf8_byte_order_mark_is_read_as_nothing(tmp_path):
+    """Windows editors may start a JSONL file with a BOM; it is not part of the first row."""
+    from codexlab.problems import iter_jsonl
+
+    path = tmp_path / "bom.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + json.dumps({"task_id": "T/0"}).encode() + b"\n")
+    assert list(iter_jsonl(path)) == [(1, {"task_id": "T/0"})]

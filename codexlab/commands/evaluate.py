@@ -354,8 +354,10 @@ def run(args: argparse.Namespace) -> int:
     passk = (apps_mod.cli_summary(problems, rows, verdicts, args.k) if apps
              else pass_at_k_summary(rows, verdicts, args.k))
     if not passk:
-        print(f"# warning: no pass@k could be computed for k = {args.k}: every k exceeds the "
-              "number of samples of some task (the verdicts are in the results file)",
+        # As `codexlab passk` on the same data: exit 2 (the verdicts are kept all the same).
+        print(f"codexlab evaluate: no pass@k could be computed for k = {args.k}: every k "
+              "exceeds the number of samples of some task; pass a smaller --k (the verdicts "
+              f"are in {out_path}{' and the store' if store is not None else ''})",
               file=sys.stderr)
     if store is not None and run_id is not None:
         store.finish_run(run_id, "done", {
@@ -365,7 +367,7 @@ def run(args: argparse.Namespace) -> int:
             "execution": {k: v for k, v in report.items() if k != "batches"}})
         store.close()
     print(json.dumps(passk))
-    return 0
+    return 0 if passk else 2
 
 
 def pass_at_k_summary(rows: list[dict], verdicts: list, ks: list[int]) -> dict[str, float]:

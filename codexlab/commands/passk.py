@@ -80,6 +80,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
 
     counts: dict[str, list[int]] = {}
+    keys: dict[tuple[str, object], int] = {}  # (task_id, idx) -> first line, when rows have idx
+    repeated: list[tuple[int, int]] = []
     try:
         for lineno, row in iter_jsonl(args.results):
             if "task_id" not in row or "passed" not in row:
@@ -93,12 +95,23 @@ def run(args: argparse.Namespace) -> int:
             nc = counts.setdefault(row["task_id"], [0, 0])
             nc[0] += 1
             nc[1] += row["passed"]
+            if "idx" in row:
+                first = keys.setdefault((row["task_id"], json.dumps(row["idx"])), lineno)
+                if first != lineno:
+                    repeated.append((first, lineno))
     except OSError as exc:
         return fail(f"cannot read {args.results}: {exc.strerror or exc}")
     except ValueError as exc:
         return fail(str(exc))
     if not counts:
         return fail(f"{args.results}: no results (empty file?)")
+    if repeated:
+        # Identical completions are normal; the same sample index twice is a file joined to
+        # itself (or to another run's), which would inflate n and pass@k silently.
+        first, again = repeated[0]
+        print(f"# warning: {len(repeated)} row(s) repeat a (task_id, idx) of an earlier row "
+              f"(e.g. line {again} repeats line {first}): each counts as another sample; was "
+              "the file concatenated with another?", file=sys.stderr)
     n = np.array([v[0] for v in counts.values()])
     c = np.array([v[1] for v in counts.values()])
     out: dict[str, float] = {}

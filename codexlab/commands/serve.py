@@ -25,12 +25,30 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         ),
     )
     p.add_argument("model", metavar="MODEL", help="built-in name (e.g. codex-mini-1.2m) or folder")
-    p.add_argument("--port", type=int, default=8000, help="TCP port (default 8000; 0 = any free)")
-    p.add_argument("--threads", type=int, default=1, help="CPU threads (default 1)")
-    p.add_argument("--n-ctx", type=int, default=2048, help="context length (default 2048)")
+    p.add_argument("--port", type=_int_in(0, 65535), default=8000,
+                   help="TCP port (default 8000; 0 = any free)")
+    p.add_argument("--threads", type=_int_in(1, 1024), default=1, help="CPU threads (default 1)")
+    p.add_argument("--n-ctx", type=_int_in(16, 1 << 20), default=2048,
+                   help="context length (default 2048)")
     p.add_argument("--api-key-env", metavar="VAR", default=None,
                    help="require the API key held by this environment variable")
     return p
+
+
+def _int_in(lo: int, hi: int) -> object:
+    """Return an argparse type accepting a whole number in ``[lo, hi]`` (else a clear error)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"must be between {lo} and {hi}, got {value}")
+        return value
+
+    parse.__name__ = "int"
+    return parse
 
 
 def run(args: argparse.Namespace) -> int:

@@ -56,6 +56,9 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                         "data/models/codex-mini-s-1.2m")
     p.add_argument("--resume", action="store_true",
                    help="continue from the weights already in the output folder")
+    p.add_argument("--overwrite", action="store_true",
+                   help="train from scratch into an output folder that already holds a model "
+                        "(its weights are replaced; without this flag such a folder is refused)")
     p.add_argument("--out", metavar="DIR", help="output folder (one size) or parent (--family); "
                                                 "default data/models")
     p.add_argument("--data-dir", metavar="DIR",
@@ -122,17 +125,49 @@ def run(args: argparse.Namespace) -> int:
               "--scaling-only", file=sys.stderr)
         return 2
 
+    def fail(msg: str) -> int:
+        print(f"codexlab train: {msg}", file=sys.stderr)
+        return 2
+
     names: list[str] = []
-    if args.size:
-        names = [get_size(args.size).name]
-    elif args.family:
-        names = [get_size(n.strip()).name for n in args.sizes.split(",")] if args.sizes \
-            else list(SIZES)
+    try:
+        if args.size:
+            names = [get_size(args.size).name]
+        elif args.family:
+            names = [get_size(n.strip()).name for n in args.sizes.split(",")] if args.sizes \
+                else list(SIZES)
+    except ValueError as exc:
+        return fail(f"{exc} (`codexlab train --list` lists them)")
+    # A budget of 0 or less would mean "no limit" further down: an unbounded job.
+    for flag, value in (("--time-budget", args.time_budget), ("--max-tokens", args.max_tokens),
+                        ("--budget-scale", args.budget_scale)):
+        if value is not None and not value > 0:
+            return fail(f"{flag} must be above 0, got {value:g}")
     default_out = args.out is None
     if args.size:
         out_dirs = {names[0]: Path(args.out) if args.out else models_dir() / names[0]}
     else:
         out_dirs = {n: (Path(args.out) if args.out else models_dir()) / n for n in names}
+    for flag, path in [("--out", d) for d in out_dirs.values()] + [
+            ("--data-dir", Path(args.data_dir) if args.data_dir else None)]:
+        if path is not None and path.exists() and not path.is_dir():
+            return fail(f"{flag} {path} is a file; give a folder")
+    if not args.prepare_only:
+        for name, d in out_dirs.items():
+            held = d / "config.json"
+            if args.init or not held.is_file():
+                continue
+            if not (args.resume or args.stage != "pretrain" or args.overwrite):
+                return fail(f"{d} already holds a model: --resume continues it, --overwrite "
+                            "trains a new one in its place, or give another --out")
+            if args.resume or args.stage != "pretrain":
+                cfg_json = json.loads(held.read_text())
+                want = get_size(name)
+                have = (cfg_json.get("hidden_size"), cfg_json.get("num_hidden_layers"))
+                if have != (want.d_model, want.n_layers):
+                    return fail(f"{d} holds a model of d_model {have[0]}, {have[1]} layers; "
+                                f"{name} is d_model {want.d_model}, {want.n_layers} layers: "
+                                "give the --size it was trained as")
 
     # Resuming must keep the models' tokenizer even when the corpus is rebuilt on another
     # machine (another site-packages would train another BPE).
@@ -154,6 +189,14 @@ def run(args: argparse.Namespace) -> int:
             print(f"codexlab train: --init {args.init}: not a local model folder (give a "
                   f"built-in name or a folder with config.json)", file=sys.stderr)
             return 2
+        src_cfg = json.loads((src / "config.json").read_text())
+        want = get_size(names[0])
+        if (src_cfg.get("hidden_size"), src_cfg.get("num_hidden_layers")) != (
+                want.d_model, want.n_layers):
+            return fail(f"--init {args.init} is d_model {src_cfg.get('hidden_size')}, "
+                        f"{src_cfg.get('num_hidden_layers')} layers; {want.name} is d_model "
+                        f"{want.d_model}, {want.n_layers} layers: give the --size it was "
+                        "trained as")
         if (dst / "config.json").exists():
             print(f"codexlab train: --init: {dst} already holds a model; continue it without "
                   f"--init, or give another --out", file=sys.stderr)
@@ -194,10 +237,13 @@ def run(args: argparse.Namespace) -> int:
     from codexlab.models.scaling import write_scaling_data
     from codexlab.models.training import TrainConfig, TrainingInterrupted, train
 
-    data = prepare_data(Path(args.data_dir) if args.data_dir else default_cache_dir(),
-                        roots=roots, vocab_size=args.vocab_size, max_files=args.max_files,
-                        force=args.rebuild_data, progress=not args.no_progress,
-                        tokenizer_file=tokenizer_file)
+    try:
+        data = prepare_data(Path(args.data_dir) if args.data_dir else default_cache_dir(),
+                            roots=roots, vocab_size=args.vocab_size, max_files=args.max_files,
+                            force=args.rebuild_data, progress=not args.no_progress,
+                            tokenizer_file=tokenizer_file, log=True)
+    except ValueError as exc:  # e.g. "corpus too small": one line, not a traceback
+        return fail(f"corpus: {exc}")
     if args.stage == "functions":
         from codexlab.models.functions import prepare_functions
 
@@ -213,18 +259,21 @@ def run(args: argparse.Namespace) -> int:
         budget = args.time_budget
         if budget is None and args.max_tokens is None:
             budget = get_size(name).cpu_minutes * 60 * args.budget_scale
-        cfg = TrainConfig(
-            size=name, out_dir=out_dirs[name], data_dir=data.root, seq_len=args.seq_len,
-            batch_size=args.batch_size, time_budget_s=budget,
-            max_tokens=int(args.max_tokens) if args.max_tokens else None, lr=args.lr,
-            resume=args.resume, device=args.device, precision=args.precision,
-            compile=args.compile, seed=args.seed, provisional=not args.final,
-            progress=not args.no_progress,
-            split="train" if args.stage == "pretrain" else args.stage,
-            optimizer=args.optimizer, schedule=args.schedule,
-            prompt_loss_weight=(args.prompt_loss_weight if args.prompt_loss_weight is not None
-                                else 1.0 if args.stage == "pretrain" else 0.0),
-        )
+        try:
+            cfg = TrainConfig(
+                size=name, out_dir=out_dirs[name], data_dir=data.root, seq_len=args.seq_len,
+                batch_size=args.batch_size, time_budget_s=budget,
+                max_tokens=int(args.max_tokens) if args.max_tokens else None, lr=args.lr,
+                resume=args.resume, device=args.device, precision=args.precision,
+                compile=args.compile, seed=args.seed, provisional=not args.final,
+                progress=not args.no_progress,
+                split="train" if args.stage == "pretrain" else args.stage,
+                optimizer=args.optimizer, schedule=args.schedule,
+                prompt_loss_weight=(args.prompt_loss_weight if args.prompt_loss_weight is not None
+                                    else 1.0 if args.stage == "pretrain" else 0.0),
+            )
+        except ValueError as exc:  # a setting TrainConfig refuses: one line
+            return fail(str(exc))
         try:
             card = train(cfg)
         except TrainingInterrupted as exc:

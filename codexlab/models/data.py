@@ -100,6 +100,7 @@ def prepare_data(
     force: bool = False,
     progress: bool = True,
     tokenizer_file: Path | None = None,
+    log: bool | None = None,
 ) -> PreparedData:
     """Build (or reuse) the corpus cache and return its paths.
 
@@ -112,7 +113,9 @@ def prepare_data(
         max_files: Cap on kept files, drawn over all packages (see
             :func:`codexlab.models.corpus.build_corpus`).
         force: Rebuild even if the cache exists.
-        progress: Print progress.
+        progress: Show the corpus scan's progress bar.
+        log: Print a line per step (corpus, tokenizer, token files); None: as ``progress``.
+            The command line's ``--no-progress`` keeps these lines and drops the bar.
         tokenizer_file: Use this tokenizer (e.g. a trained model's ``tokenizer.json``) instead
             of training one; a cache built with another vocabulary is rebuilt. Resuming
             training on another machine needs this: its corpus differs, the tokenizer must not.
@@ -129,14 +132,22 @@ def prepare_data(
         train_bpe,
     )
 
+    log = progress if log is None else log
     data = PreparedData(Path(cache_dir or default_cache_dir()))
     given = load_tokenizer(tokenizer_file) if tokenizer_file else None
     if data.exists() and not force:
         if given is None or load_tokenizer(data.tokenizer_path).get_vocab() == given.get_vocab():
             return data
-        if progress:
+        if log:
             print(f"corpus cache {data.root} has another tokenizer; rebuilding", flush=True)
     data.root.mkdir(parents=True, exist_ok=True)
+    if log:
+        print(f"building the corpus cache in {data.root} from "
+              f"{', '.join(str(r) for r in roots) if roots else 'the stdlib and site-packages'}"
+              f"{f' (at most {max_files} files)' if max_files else ''}"
+              f"{'' if given else ', then training a BPE tokenizer'}: minutes on a CPU, once "
+              "(--max-files caps the corpus; --tokenizer data/tokenizer/codex-mini-v2.json "
+              "skips the BPE)", flush=True)
     t0 = time.time()
     corpus = build_corpus(roots, problems, held_out_fraction, max_files, progress=progress)
     t_corpus = time.time() - t0
@@ -145,7 +156,7 @@ def prepare_data(
     held_idx = sorted(corpus.split_indices("heldout"), key=lambda i: corpus.files[i].sha256)
     if not train_idx or not held_idx:
         raise ValueError("corpus too small: need at least one train and one held-out file")
-    if progress:
+    if log:
         print(f"corpus: {len(train_idx)} train + {len(held_idx)} held-out files "
               f"in {t_corpus:.0f}s; dropped {dict(corpus.dropped)}", flush=True)
 
@@ -170,7 +181,7 @@ def prepare_data(
         # The tokenizer was measured where it was trained; training three more BPEs here
         # would only cost time (on the GPU machine, time taken from training).
         measure = {"note": f"not measured: tokenizer given ({tokenizer_file})"}
-    if progress:
+    if log:
         print(f"tokenizer trained in {t_tok:.0f}s; space-run tokens: {measure}", flush=True)
 
     eos = tok.token_to_id(EOS_TOKEN)
@@ -185,7 +196,7 @@ def prepare_data(
                     corpus.files[i].tokens = len(enc.ids)
                     fh.write(ids.tobytes())
                     n += len(ids)
-        if progress:
+        if log:
             print(f"{split}: {n:,} tokens", flush=True)
     corpus.write_manifest(data.manifest_path)
     summary = corpus.summary()
