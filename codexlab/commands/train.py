@@ -3,9 +3,9 @@
 Examples::
 
     codexlab train --prepare-only                      # corpus + tokenizer + token files
-    codexlab train --size codex-mini-0.2m --time-budget 300
+    codexlab train --size codex-mini-0.2m --time-budget 300 --out results/models/m   # new folder
     codexlab train --size codex-mini-1.2m --resume --time-budget 600   # continue saved weights
-    codexlab train --family --budget-scale 1.0        # every size, its preset CPU minutes
+    codexlab train --family --budget-scale 1.0 --overwrite   # every size anew, preset minutes
     codexlab train --family --time-budget 120 --resume  # every size, 120 s more each
     codexlab train --prepare-only --stage functions --tokenizer data/tokenizer/codex-mini-v2.json
                                                        # corpus with the shipped BPE + function set
