@@ -1095,7 +1095,7 @@ def _retire_older_family(dest: Path, fresh: list[str]) -> None:
             print(f"gpu_train: kept {folder.name}, fine-tuned from an earlier "
                   f"{meta['base_model']}; to refresh it: codexlab train --size "
                   f"{meta['base_model']} --stage docstrings --init {meta['base_model']} "
-                  f"--out {folder}")
+                  f"--overwrite --out {folder}")
 
 
 def unpack_mode(dirs: list[str]) -> int:

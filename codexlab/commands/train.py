@@ -57,8 +57,9 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true",
                    help="continue from the weights already in the output folder")
     p.add_argument("--overwrite", action="store_true",
-                   help="train from scratch into an output folder that already holds a model "
-                        "(its weights are replaced; without this flag such a folder is refused)")
+                   help="train from scratch into an output folder that already holds a model, "
+                        "or with --init replace it by the copy (without this flag such a "
+                        "folder is refused)")
     p.add_argument("--out", metavar="DIR", help="output folder (one size) or parent (--family); "
                                                 "default data/models")
     p.add_argument("--data-dir", metavar="DIR",
@@ -138,11 +139,17 @@ def run(args: argparse.Namespace) -> int:
                 else list(SIZES)
     except ValueError as exc:
         return fail(f"{exc} (`codexlab train --list` lists them)")
-    # A budget of 0 or less would mean "no limit" further down: an unbounded job.
-    for flag, value in (("--time-budget", args.time_budget), ("--max-tokens", args.max_tokens),
-                        ("--budget-scale", args.budget_scale)):
-        if value is not None and not value > 0:
-            return fail(f"{flag} must be above 0, got {value:g}")
+    # A budget of 0 would mean "no limit" further down: an unbounded job. (--max-tokens is
+    # whole tokens: 0.5 would become 0.)
+    for flag, value, least in (("--time-budget", args.time_budget, 0.0),
+                               ("--max-tokens", args.max_tokens, 1.0),
+                               ("--budget-scale", args.budget_scale, 0.0)):
+        if value is not None and not (value > least if least == 0.0 else value >= least):
+            return fail(f"{flag} must be {'above 0' if least == 0.0 else 'at least 1'}, "
+                        f"got {value:g}")
+    if args.overwrite and (args.resume or (args.stage != "pretrain" and not args.init)):
+        return fail("--overwrite trains anew in place of the folder's model, --resume (and "
+                    "--stage functions/docstrings without --init) continues it: give one")
     default_out = args.out is None
     if args.size:
         out_dirs = {names[0]: Path(args.out) if args.out else models_dir() / names[0]}
@@ -156,7 +163,7 @@ def run(args: argparse.Namespace) -> int:
         for name, d in out_dirs.items():
             held = d / "config.json"
             if args.init or not held.is_file():
-                continue
+                continue  # --init checks its own destination below
             if not (args.resume or args.stage != "pretrain" or args.overwrite):
                 return fail(f"{d} already holds a model: --resume continues it, --overwrite "
                             "trains a new one in its place, or give another --out")
@@ -198,9 +205,12 @@ def run(args: argparse.Namespace) -> int:
                         f"{want.d_model}, {want.n_layers} layers: give the --size it was "
                         "trained as")
         if (dst / "config.json").exists():
-            print(f"codexlab train: --init: {dst} already holds a model; continue it without "
-                  f"--init, or give another --out", file=sys.stderr)
-            return 2
+            if not args.overwrite:
+                return fail(f"--init: {dst} already holds a model; continue it without --init, "
+                            "give another --out, or --overwrite to replace it with a copy of "
+                            f"{args.init}")
+            # Replaced whole: a stale training_state.pt would otherwise resume the old run.
+            shutil.rmtree(dst)
         dst.mkdir(parents=True, exist_ok=True)
         for f in src.iterdir():
             if f.is_file() and f.name != "training_state.pt":

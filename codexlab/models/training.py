@@ -749,7 +749,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             "sources": "stdlib + site-packages .py of the training machine, deduplicated "
                        "(exact + near), decontaminated against HumanEval",
         },
-        "continue_command": f"codexlab train --size {out_dir.name} --resume --time-budget 600",
+        "continue_command": continue_command(size.name, cfg.split, out_dir),
     }
     for split in ("functions", "docstrings"):
         if cfg.split == split:
@@ -765,10 +765,29 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     if variant:
         card["variant"] = variant
         card["base_model"] = base_model_name(out_dir.name)
-        card["continue_command"] = (f"codexlab train --size {size.name} --out {out_dir} "
-                                    f"--stage {cfg.split} --time-budget 600")
     write_model_card(out_dir, card)
     return card
+
+
+def continue_command(size: str, split: str, out_dir: Path) -> str:
+    """Return the ``codexlab train`` command that continues the model in ``out_dir``.
+
+    ``size``: the preset it was trained as (a Codex-S folder ``codex-mini-s-1.2m`` is size
+    ``codex-mini-1.2m``); ``split``: ``train`` (pretraining), ``functions`` or
+    ``docstrings`` (its stage, continued as such); ``--out`` is named unless the folder is
+    the shipped family's ``<models dir>/<size>``.
+    """
+    from codexlab.paths import models_dir
+
+    stage = "" if split == "train" else f" --stage {split}"
+    d = Path(out_dir)
+    if d.parent.resolve() == models_dir().resolve():
+        # The family's folder (where a shipped model lives, and where scripts/gpu_train.sh
+        # trains before the unpack moves its models to data/models): name the shipped place.
+        out = "" if d.name == size else f" --out data/models/{d.name}"
+    else:
+        out = f" --out {d.as_posix()}"
+    return f"codexlab train --size {size}{stage} --resume{out} --time-budget 600"
 
 
 def _save(model, hf_tok, out_dir: Path) -> None:
