@@ -413,7 +413,6 @@ def ensure_chain_results(cfg: Any, spec: ChainSpec, *, temperature: float = 0.8,
     # The figure run's sampling backend (local engine, an OpenAI-compatible server, vLLM):
     # the chain sets are drawn, and found again, where the HumanEval grid's are.
     backend = cfg.sampling_backend()
-    backend = backend if backend.remote else None
     if allow_sampling:
         from codexlab.sampling import sample_to_store
 

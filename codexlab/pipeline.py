@@ -238,7 +238,7 @@ def _default_sample_fn(model: str, problems: dict[str, Any], cfg: FigureConfig, 
     backend = cfg.sampling_backend()
     return sample_to_store(model, problems, scfg, store, progress=progress,
                            problems_sha256=problems_sha256,
-                           backend=backend if backend.remote else None)
+                           backend=backend)
 
 
 def _default_execute_fn(problems: dict[str, Any], samples: list[dict[str, Any]],

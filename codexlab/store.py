@@ -117,10 +117,15 @@ def existing_store_file(path: str | Path) -> Path:
     if not p.is_file():
         raise StoreError(f"no store at {p}: sample or evaluate with --store first, or pass "
                          "the path of an existing store")
+    _require_sqlite(p)
+    return p
+
+
+def _require_sqlite(p: Path) -> None:
+    """Raise StoreError unless the existing file ``p`` starts as an SQLite database does."""
     with open(p, "rb") as fh:
         if fh.read(len(SQLITE_HEADER)) != SQLITE_HEADER:
             raise StoreError(f"{p} is not a codexlab store (not an SQLite database)")
-    return p
 
 
 class Store:
@@ -140,9 +145,7 @@ class Store:
         if p.is_file() and p.suffix not in (".sqlite", ".db", ".sqlite3"):
             # SQLite turns any empty file into a database; a samples .jsonl passed by mistake
             # must not become one.
-            with open(p, "rb") as fh:
-                if fh.read(len(SQLITE_HEADER)) != SQLITE_HEADER:
-                    raise StoreError(f"{p} is not a codexlab store (not an SQLite database)")
+            _require_sqlite(p)
         p.parent.mkdir(parents=True, exist_ok=True)
         self.path = p
         self._conn = sqlite3.connect(str(p), timeout=60.0, isolation_level=None)

@@ -203,7 +203,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         set_id = sample_to_store(args.model, problems, cfg, store, progress=not args.quiet,
                                  problems_sha256=info["problems_sha256"],
-                                 backend=backend if backend.remote else None)
+                                 backend=backend)
     except (ModelLoadError, BackendError) as exc:
         return fail(str(exc))
 

@@ -167,14 +167,9 @@ def run(args: argparse.Namespace) -> int:
             if not (args.resume or args.stage != "pretrain" or args.overwrite):
                 return fail(f"{d} already holds a model: --resume continues it, --overwrite "
                             "trains a new one in its place, or give another --out")
-            if args.resume or args.stage != "pretrain":
-                cfg_json = json.loads(held.read_text())
-                want = get_size(name)
-                have = (cfg_json.get("hidden_size"), cfg_json.get("num_hidden_layers"))
-                if have != (want.d_model, want.n_layers):
-                    return fail(f"{d} holds a model of d_model {have[0]}, {have[1]} layers; "
-                                f"{name} is d_model {want.d_model}, {want.n_layers} layers: "
-                                "give the --size it was trained as")
+            if (args.resume or args.stage != "pretrain") and (
+                    other := _other_shape(held, name)):
+                return fail(f"{d} holds a model of {other}")
 
     # Resuming must keep the models' tokenizer even when the corpus is rebuilt on another
     # machine (another site-packages would train another BPE).
@@ -196,14 +191,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"codexlab train: --init {args.init}: not a local model folder (give a "
                   f"built-in name or a folder with config.json)", file=sys.stderr)
             return 2
-        src_cfg = json.loads((src / "config.json").read_text())
-        want = get_size(names[0])
-        if (src_cfg.get("hidden_size"), src_cfg.get("num_hidden_layers")) != (
-                want.d_model, want.n_layers):
-            return fail(f"--init {args.init} is d_model {src_cfg.get('hidden_size')}, "
-                        f"{src_cfg.get('num_hidden_layers')} layers; {want.name} is d_model "
-                        f"{want.d_model}, {want.n_layers} layers: give the --size it was "
-                        "trained as")
+        if other := _other_shape(src / "config.json", names[0]):
+            return fail(f"--init {args.init} is {other}")
         if (dst / "config.json").exists():
             if not args.overwrite:
                 return fail(f"--init: {dst} already holds a model; continue it without --init, "
@@ -298,3 +287,23 @@ def run(args: argparse.Namespace) -> int:
         shutil.copyfile(data.summary_path, DATA_DIR / "codex_mini_corpus.json")
         print(json.dumps(write_scaling_data(), indent=2))
     return 0
+
+
+def _other_shape(config_json: object, size: str) -> str | None:
+    """Say how the model of a ``config.json`` differs from the preset ``size``, or None.
+
+    Continuing (or fine-tuning) weights as another size would train one shape and describe
+    another in its card.
+    """
+    import json
+    from pathlib import Path
+
+    from codexlab.models.configs import get_size
+
+    cfg = json.loads(Path(config_json).read_text())
+    want = get_size(size)
+    have = (cfg.get("hidden_size"), cfg.get("num_hidden_layers"))
+    if have == (want.d_model, want.n_layers):
+        return None
+    return (f"d_model {have[0]}, {have[1]} layers; {want.name} is d_model {want.d_model}, "
+            f"{want.n_layers} layers: give the --size it was trained as")
