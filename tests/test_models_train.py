@@ -703,6 +703,9 @@ def test_auto_precision_asks_the_cpu_for_native_bf16(toy_model: tuple[Path, dict
     data_dir = toy_model[0].parents[1] / "cache"
     card = training.train(_toy_cfg(tmp_path / "m", data_dir, max_tokens=8 * 32 * 2))
     assert card["training"]["precision"] == ("bf16 autocast" if fast else "fp32")
+    # Muon's Newton-Schulz follows the same question: bf16 (torch.optim.Muon) only where
+    # native, else fp32 (emulated bf16 made the optimizer step 5x the rest of a CPU step).
+    assert ("Newton-Schulz in fp32" in card["training"]["optimizer"]) is (not fast)
     forced = training.train(_toy_cfg(tmp_path / "b", data_dir, max_tokens=8 * 32 * 2,
                                      precision="bf16"))
     assert forced["training"]["precision"] == "bf16 autocast"

@@ -338,8 +338,16 @@ def _optimizers(model, cfg: TrainConfig, lr: float, device) -> list:
              {"params": vectors, "weight_decay": 0.0}],
             lr=lr, betas=(0.9, 0.95), eps=1e-8, fused=fused)
         return [opt]
-    muon = torch.optim.Muon(matrices, lr=lr, weight_decay=cfg.weight_decay, momentum=0.95,
-                            nesterov=True, adjust_lr_fn="match_rms_adamw")
+    kwargs = dict(lr=lr, weight_decay=cfg.weight_decay, momentum=0.95, nesterov=True,
+                  adjust_lr_fn="match_rms_adamw")
+    if muon_ns_fp32(device):
+        # torch.optim.Muon runs Newton-Schulz in bf16, emulated on such CPUs: the step took
+        # 13.5 of 16 s per 4.7m training step (codexlab.models.muon; bench_muon_cpu.py).
+        from codexlab.models.muon import MuonNS
+
+        muon = MuonNS(matrices, ns_dtype=torch.float32, **kwargs)
+    else:
+        muon = torch.optim.Muon(matrices, **kwargs)
     adam = torch.optim.AdamW(
         [{"params": embeddings, "weight_decay": cfg.weight_decay},
          {"params": vectors, "weight_decay": 0.0}],
@@ -347,13 +355,23 @@ def _optimizers(model, cfg: TrainConfig, lr: float, device) -> list:
     return [muon, adam]
 
 
-def _optimizer_text(cfg: TrainConfig) -> str:
+def muon_ns_fp32(device) -> bool:
+    """Return whether Muon's Newton-Schulz runs in fp32 on ``device``.
+
+    True on a CPU without native bf16, where ``torch.optim.Muon``'s bf16 iteration is
+    emulated (see :mod:`codexlab.models.muon`).
+    """
+    return device.type == "cpu" and not cpu_has_fast_bf16()
+
+
+def _optimizer_text(cfg: TrainConfig, ns_fp32: bool = False) -> str:
     decay = (f"WSD: warm-up {cfg.warmup_steps} steps, constant, 1-sqrt cool-down over the last "
              f"{cfg.decay_frac:.0%} to {cfg.min_lr_frac:g}x") if cfg.schedule == "wsd" else \
         f"warm-up {cfg.warmup_steps} steps + cosine to {cfg.min_lr_frac:g}x"
     if cfg.optimizer == "adamw":
         return f"AdamW(0.9, 0.95), wd {cfg.weight_decay:g}; {decay}"
-    return (f"Muon (momentum 0.95, Nesterov, lr matched to AdamW RMS) on hidden matrices + "
+    ns = ", Newton-Schulz in fp32" if ns_fp32 else ""
+    return (f"Muon (momentum 0.95, Nesterov, lr matched to AdamW RMS{ns}) on hidden matrices + "
             f"AdamW(0.9, 0.95) on embeddings and gains, wd {cfg.weight_decay:g}; {decay}")
 
 
@@ -674,6 +692,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     _save(model, hf_tok, out_dir)
     save_state(finished=True)
 
+    opt_text = _optimizer_text(cfg, cfg.optimizer == "muon" and muon_ns_fp32(device))
     tok_per_s = tokens / max(wall, 1e-9)
     mfu = round(tok_per_s * fpt / peak, 4) if peak else None
     # Throughput after this process's first step, which holds torch.compile's time.
@@ -685,7 +704,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
              "wall_time_s": round(wall, 1), "hardware": hardware_string(device),
              "time_budget_s": cfg.time_budget_s, "max_tokens": cfg.max_tokens,
              "resumed": bool(prev_card), "data_split": cfg.split,
-             "optimizer": _optimizer_text(cfg), "peak_lr": lr,
+             "optimizer": opt_text, "peak_lr": lr,
              "prompt_loss_weight": cfg.prompt_loss_weight if mask is not None else None,
              "tokens_per_s": round(tok_per_s, 1), "flops_per_token": fpt, "mfu": mfu,
              "first_step_s": round(first_step_s, 2) if first_step_s is not None else None,
@@ -732,7 +751,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             "wall_time_s": round(float(prev_training.get("wall_time_s", 0.0)) + wall, 1),
             "hardware": hardware_string(device),
             "precision": "bf16 autocast" if amp is not None else "fp32",
-            "optimizer": _optimizer_text(cfg),
+            "optimizer": opt_text,
             "peak_lr": lr, "batch_tokens": tokens_per_step, "seq_len": cfg.seq_len,
             "packing": ("random windows of the EOS-separated token stream" if aligned is None
                         else "windows of the EOS-separated examples, each starting at an "

@@ -1,0 +1,123 @@
+"""Muon with its Newton–Schulz iteration in a chosen precision (float32 on CPUs without bf16).
+
+What it is for: ``torch.optim.Muon`` (PyTorch >= 2.9) always runs its Newton–Schulz
+orthogonalisation in bfloat16. That is right on a GPU, but on a CPU without native bf16
+matrix instructions (AVX2 only: no AVX-512 BF16, no AMX) PyTorch emulates bf16 matrix
+products, and the optimizer step alone then takes most of a training step: measured on the
+project's 2-core AVX2 VM, codex-mini-4.7m, batch 8 x 512, two threads, one Muon step over its
+42 hidden matrices took 13.5 s against about 2.6 s for the forward, backward and an AdamW
+step together (``benchmarks/bench_muon_cpu.py`` prints the ratio). :class:`MuonNS` is the same
+optimizer (same hyper-parameters, same state, so a state dict moves between the two) whose
+Newton–Schulz runs in a dtype the caller names; :func:`codexlab.models.training.train` uses it
+with float32 on such CPUs and keeps ``torch.optim.Muon`` everywhere else.
+
+What it is not for: a new optimizer. The update is Keller Jordan's Muon as PyTorch implements
+it (momentum, Nesterov, quintic Newton–Schulz with coefficients (3.4445, -4.775, 2.0315),
+decoupled weight decay, the ``adjust_lr_fn`` rules); only the precision of the iteration
+changes. Written here because PyTorch's optimizer has no precision setting.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+
+def newton_schulz(update: torch.Tensor, coefficients: tuple[float, float, float], steps: int,
+                  eps: float, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Approximately orthogonalise a matrix: ``U S' V^T`` with ``S'`` near 1, for ``G = U S V^T``.
+
+    Args:
+        update: ``(rows, cols)`` matrix (the momentum-corrected gradient).
+        coefficients: ``(a, b, c)`` of the quintic iteration ``X <- a X + (b A + c A^2) X`` with
+            ``A = X X^T``.
+        steps: Iterations (PyTorch's default 5).
+        eps: Floor of the Frobenius norm the input is divided by first (spectral norm <= 1).
+        dtype: Precision of the iteration.
+
+    Returns:
+        A ``(rows, cols)`` tensor of ``dtype``.
+
+    Source: Jordan et al., "Muon: An optimizer for hidden layers in neural networks" (2024),
+    as implemented by ``torch.optim.Muon`` (wide orientation: a tall matrix is transposed so
+    the Gram matrix is the smaller one).
+    """
+    a, b, c = coefficients
+    x = update.to(dtype)
+    tall = update.size(0) > update.size(1)
+    if tall:
+        x = x.T
+    x = x / x.norm().clamp(min=eps)
+    for _ in range(steps):
+        gram = x @ x.T
+        poly = torch.addmm(gram, gram, gram, beta=b, alpha=c)
+        x = torch.addmm(x, poly, x, beta=a)
+    return x.T if tall else x
+
+
+def adjusted_lr(lr: float, rule: str | None, shape: torch.Size) -> float:
+    """Return Muon's learning rate for an ``(A, B)`` weight (``torch.optim.Muon``'s rules).
+
+    ``None``/``"original"``: ``lr * sqrt(max(1, A / B))``; ``"match_rms_adamw"``:
+    ``lr * 0.2 * sqrt(max(A, B))`` (Liu et al. 2025, "Muon is scalable for LLM training": the
+    update's RMS matches AdamW's, so AdamW learning rates carry over); anything else: ``lr``.
+    """
+    rows, cols = shape[:2]
+    if rule is None or rule == "original":
+        return lr * math.sqrt(max(1.0, rows / cols))
+    if rule == "match_rms_adamw":
+        return lr * 0.2 * math.sqrt(max(rows, cols))
+    return lr
+
+
+class MuonNS(torch.optim.Muon):
+    """``torch.optim.Muon`` with the Newton–Schulz iteration in ``ns_dtype``.
+
+    Args:
+        params: 2-D parameters (hidden matrices), as for ``torch.optim.Muon``.
+        ns_dtype: Precision of the Newton–Schulz iteration (default float32; ``torch.bfloat16``
+            reproduces ``torch.optim.Muon``).
+        **kwargs: ``lr``, ``weight_decay``, ``momentum``, ``nesterov``, ``ns_coefficients``,
+            ``eps``, ``ns_steps``, ``adjust_lr_fn``: as for ``torch.optim.Muon``.
+
+    Raises:
+        ValueError: from ``torch.optim.Muon``, for an invalid hyper-parameter or a parameter
+            that is not a 2-D matrix (those go to AdamW).
+        RuntimeError: at ``step`` for complex parameters or sparse gradients.
+    """
+
+    def __init__(self, params, ns_dtype: torch.dtype = torch.float32, **kwargs) -> None:
+        super().__init__(params, **kwargs)
+        self.ns_dtype = ns_dtype
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        """Perform one optimisation step (same state and update as ``torch.optim.Muon``)."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            lr, decay, momentum = group["lr"], group["weight_decay"], group["momentum"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                grad = p.grad
+                if torch.is_complex(p):
+                    raise RuntimeError("Muon does not support complex parameters")
+                if grad.is_sparse:
+                    raise RuntimeError("Muon does not support sparse gradients")
+                state = self.state[p]
+                if "momentum_buffer" not in state:
+                    state["momentum_buffer"] = torch.zeros_like(
+                        grad, memory_format=torch.preserve_format)
+                buf = state["momentum_buffer"]
+                buf.lerp_(grad, 1 - momentum)
+                update = grad.lerp(buf, momentum) if group["nesterov"] else buf
+                ortho = newton_schulz(update, group["ns_coefficients"], group["ns_steps"],
+                                      group["eps"], self.ns_dtype)
+                p.mul_(1 - lr * decay)
+                p.add_(ortho.to(p.dtype), alpha=-adjusted_lr(lr, group["adjust_lr_fn"],
+                                                              p.shape))
+        return loss
