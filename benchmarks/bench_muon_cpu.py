@@ -10,8 +10,9 @@ fixed random gradients:
 * :class:`codexlab.models.muon.MuonNS` with ``ns_dtype=float32`` (what ``codexlab train`` uses
   on such CPUs).
 
-It prints the median seconds of each, the optimizer steps as a ratio of the forward + backward,
-and the speed-up of fp32 over bf16. On a CPU with native bf16 the two are close and the
+It prints the median seconds of each (after one warm-up call), the optimizer steps as a ratio
+of the forward + backward, and the speed-up of fp32 over bf16 (of a whole training step: an
+estimate from these parts; the cards of ``codexlab train`` record measured tokens/s). On a CPU with native bf16 the two are close and the
 training keeps PyTorch's optimizer.
 
 Usage: ``python benchmarks/bench_muon_cpu.py [--size codex-mini-4.7m] [--threads 2] [--rounds 3]``
@@ -54,10 +55,11 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    model = LlamaForCausalLM(llama_config(get_size(args.size), 8192, 0))
+    vocab = 8192  # codex-mini tokenizer v2
+    model = LlamaForCausalLM(llama_config(get_size(args.size), vocab, 0))
     emb = {id(model.get_input_embeddings().weight)}
     matrices = [p for p in model.parameters() if p.dim() >= 2 and id(p) not in emb]
-    x = torch.randint(0, 8192, (args.batch, args.seq_len + 1))
+    x = torch.randint(0, vocab, (args.batch, args.seq_len + 1))
 
     def fwd_bwd() -> None:
         logits = model(input_ids=x[:, :-1], use_cache=False).logits
@@ -87,8 +89,12 @@ def main() -> None:
     print(f"forward + backward (reference)      {ref:8.3f} s")
     print(f"torch.optim.Muon step (NS in bf16)  {bf16:8.3f} s  = {bf16 / ref:5.2f} x reference")
     print(f"MuonNS step (NS in fp32)            {fp32:8.3f} s  = {fp32 / ref:5.2f} x reference")
+    # The training step's figure adds parts timed apart: it leaves out AdamW on the
+    # embeddings, clipping and data loading (small next to these), so it is an estimate;
+    # `codexlab train`'s cards record the measured tokens/s.
     print(f"speed-up of the optimizer step: {bf16 / fp32:.1f}x; of a training step "
-          f"(forward + backward + Muon): {(ref + bf16) / (ref + fp32):.1f}x")
+          f"(forward + backward + Muon, estimated from the parts): "
+          f"{(ref + bf16) / (ref + fp32):.1f}x  (medians of {args.rounds} rounds)")
 
 
 if __name__ == "__main__":

@@ -300,6 +300,44 @@ def test_interrupted_run_resumes_bit_identically(toy_model: tuple[Path, dict], t
     assert len(resumed["training"]["stages"]) == 1  # one stage, continued, not a new one
 
 
+def test_resume_keeps_the_newton_schulz_precision_the_run_started_with(
+        toy_model: tuple[Path, dict], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys) -> None:
+    """A run begun where Muon ran in bf16 and resumed where it would run in fp32 stays bf16."""
+    import os
+    import signal
+
+    import torch
+
+    from codexlab.models import training
+    from codexlab.models.training import TrainingInterrupted, train
+
+    data_dir = toy_model[0].parents[1] / "cache"
+    monkeypatch.setattr(training, "cpu_has_fast_bf16", lambda: True)  # bf16 NS machine
+    straight = train(_toy_cfg(tmp_path / "a", data_dir, precision="fp32"))
+    assert "Newton-Schulz in fp32" not in straight["training"]["optimizer"]
+    real = training._lr_factor
+
+    def term_at_step_5(step: int, *args, **kw) -> float:
+        if step == 5:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real(step, *args, **kw)
+
+    monkeypatch.setattr(training, "_lr_factor", term_at_step_5)
+    with pytest.raises(TrainingInterrupted):
+        train(_toy_cfg(tmp_path / "b", data_dir, precision="fp32"))
+    monkeypatch.setattr(training, "_lr_factor", real)
+    monkeypatch.setattr(training, "cpu_has_fast_bf16", lambda: False)  # an fp32 NS machine
+    resumed = train(_toy_cfg(tmp_path / "b", data_dir, precision="fp32", resume=True))
+    assert "stays in bf16" in capsys.readouterr().err
+    assert "Newton-Schulz in fp32" not in resumed["training"]["optimizer"]
+    a = torch.load(tmp_path / "a" / training.STATE_FILE, weights_only=False)
+    b = torch.load(tmp_path / "b" / training.STATE_FILE, weights_only=False)
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
+    assert a["muon_ns_fp32"] is b["muon_ns_fp32"] is False
+
+
 def test_interrupt_outside_a_step_boundary_saves_no_state(toy_model: tuple[Path, dict],
                                                           tmp_path: Path,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:

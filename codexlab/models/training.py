@@ -323,8 +323,12 @@ def _lr_factor(step: int, progress: float, warmup: int, min_frac: float,
     return warm * (min_frac + (1 - min_frac) * cos)
 
 
-def _optimizers(model, cfg: TrainConfig, lr: float, device) -> list:
-    """Return the optimizers of ``cfg.optimizer`` (each param group remembers its base lr)."""
+def _optimizers(model, cfg: TrainConfig, lr: float, device, ns_fp32: bool = False) -> list:
+    """Return the optimizers of ``cfg.optimizer`` (each param group remembers its base lr).
+
+    ``ns_fp32``: Muon's Newton-Schulz in fp32 (:class:`codexlab.models.muon.MuonNS`) instead
+    of ``torch.optim.Muon``'s bf16; see :func:`muon_ns_fp32`.
+    """
     import torch
 
     emb = {id(model.get_input_embeddings().weight)}
@@ -340,9 +344,9 @@ def _optimizers(model, cfg: TrainConfig, lr: float, device) -> list:
         return [opt]
     kwargs = dict(lr=lr, weight_decay=cfg.weight_decay, momentum=0.95, nesterov=True,
                   adjust_lr_fn="match_rms_adamw")
-    if muon_ns_fp32(device):
-        # torch.optim.Muon runs Newton-Schulz in bf16, emulated on such CPUs: the step took
-        # 13.5 of 16 s per 4.7m training step (codexlab.models.muon; bench_muon_cpu.py).
+    if ns_fp32:
+        # torch.optim.Muon runs Newton-Schulz in bf16, emulated on an AVX2 CPU: 13.3 s per
+        # 4.7m step against 2.8 s for the forward + backward (benchmarks/results/muon_cpu.txt).
         from codexlab.models.muon import MuonNS
 
         muon = MuonNS(matrices, ns_dtype=torch.float32, **kwargs)
@@ -540,7 +544,17 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     params = count_params(model)
 
     lr = cfg.lr or size.lr
-    opts = _optimizers(model, cfg, lr, device)
+    # An exact resume keeps the Newton-Schulz precision its run started with (a state saved
+    # before this setting existed was torch.optim.Muon's bf16); a new run asks the hardware.
+    ns_fp32 = cfg.optimizer == "muon" and muon_ns_fp32(device)
+    if state is not None and cfg.optimizer == "muon":
+        saved_ns = bool(state.get("muon_ns_fp32", False))
+        if saved_ns != ns_fp32:
+            print(f"resume: Muon's Newton-Schulz stays in {'fp32' if saved_ns else 'bf16'} as "
+                  f"in the saved run (this machine would use "
+                  f"{'fp32' if ns_fp32 else 'bf16'}), so the resume is exact", file=sys.stderr)
+        ns_fp32 = saved_ns
+    opts = _optimizers(model, cfg, lr, device, ns_fp32)
     if state is not None:
         for opt, sd in zip(opts, state["optimizers"], strict=True):
             opt.load_state_dict(sd)
@@ -577,7 +591,8 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         torch.save({"run_key": cfg.run_key(), "finished": finished, "prev_card": prev_card,
                     "model": {k: v.detach().to("cpu", torch.float32).clone()
                               for k, v in model.state_dict().items()},
-                    "optimizers": [o.state_dict() for o in opts], "step": step,
+                    "optimizers": [o.state_dict() for o in opts], "muon_ns_fp32": ns_fp32,
+                    "step": step,
                     "tokens": tokens, "progress": progress, "loss_ema": loss_ema,
                     "elapsed": elapsed0 + (time.time() - t0), "history": history,
                     "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state()},
@@ -692,7 +707,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     _save(model, hf_tok, out_dir)
     save_state(finished=True)
 
-    opt_text = _optimizer_text(cfg, cfg.optimizer == "muon" and muon_ns_fp32(device))
+    opt_text = _optimizer_text(cfg, ns_fp32)
     tok_per_s = tokens / max(wall, 1e-9)
     mfu = round(tok_per_s * fpt / peak, 4) if peak else None
     # Throughput after this process's first step, which holds torch.compile's time.
