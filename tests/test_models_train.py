@@ -211,6 +211,10 @@ def test_function_mining_and_stage(toy_model: tuple[Path, dict], tmp_path: Path)
     data = PreparedData(path.parents[1] / "cache")
     stats = prepare_functions(data, workers=1, progress=False)
     assert stats["unique_functions"] >= 40 and stats["tokens"] > 0
+    # The shipped corpus record carries the function set's counts beside the corpus summary
+    # (a plain `codexlab train --size ...` rewrote it without them).
+    record = data.record()
+    assert record["functions"] == stats and record["train"] == data.summary()["train"]
     copy = tmp_path / path.name
     shutil.copytree(path, copy)
     card2 = train(TrainConfig(size="codex-mini-0.1m", out_dir=copy, data_dir=data.root,

@@ -284,7 +284,8 @@ def run(args: argparse.Namespace) -> int:
               f"-> {out_dirs[name]}", flush=True)
     if default_out:
         # The shipped family's data files: compact corpus summary + Fig 4 points and fit.
-        shutil.copyfile(data.summary_path, DATA_DIR / "codex_mini_corpus.json")
+        (DATA_DIR / "codex_mini_corpus.json").write_text(
+            json.dumps(data.record(), indent=2) + "\n")
         print(json.dumps(write_scaling_data(), indent=2))
     return 0
 

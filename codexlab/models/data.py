@@ -70,6 +70,19 @@ class PreparedData:
         """Return the stored summary."""
         return json.loads(self.summary_path.read_text())
 
+    def record(self) -> dict:
+        """Return the summary plus, once mined, the function-level set's counts (``functions``).
+
+        This is what ``data/codex_mini_corpus.json`` records for the shipped family; the
+        function set's counts live in their own file (``functions.json``) because the set is
+        mined after the corpus, by :func:`codexlab.models.functions.prepare_functions`.
+        """
+        out = self.summary()
+        functions = self.root / "functions.json"
+        if functions.exists():
+            out["functions"] = json.loads(functions.read_text())
+        return out
+
     def exists(self) -> bool:
         """Return whether every file of the cache is present."""
         return all(
