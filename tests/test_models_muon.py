@@ -105,42 +105,31 @@ def test_param_groups_their_current_lr_and_params_without_grad() -> None:
     assert torch.equal(ps[2].detach(), frozen) and ps[2] not in opt.state
 
 
-def test_a_torch_muon_state_continues_in_muon_ns() -> None:
-    """A checkpoint of either optimizer resumes in the other (same state keys)."""
+def _torch_muon(ps):
+    return torch.optim.Muon(ps, **SETTINGS)
+
+
+def _muon_ns_bf16(ps):
+    return MuonNS(ps, ns_dtype=torch.bfloat16, **SETTINGS)
+
+
+@pytest.mark.parametrize("first, second", [(_torch_muon, _muon_ns_bf16),
+                                           (_muon_ns_bf16, _torch_muon)])
+def test_a_checkpoint_of_either_optimizer_continues_in_the_other(first, second) -> None:
+    """Same state keys: a state dict moves between torch.optim.Muon and MuonNS both ways."""
     params = _params(1)
-    torch_opt = torch.optim.Muon(params, **SETTINGS)
+    opt = first(params)
     for t in range(2):
         for p, g in zip(params, _grads(t, params), strict=True):
             p.grad = g.clone()
-        torch_opt.step()
-    state = copy.deepcopy(torch_opt.state_dict())  # as a checkpoint file holds it
-    resumed = MuonNS([torch.nn.Parameter(p.detach().clone()) for p in params],
-                     ns_dtype=torch.bfloat16, **SETTINGS)
-    resumed.load_state_dict(state)
+        opt.step()
+    resumed = second([torch.nn.Parameter(p.detach().clone()) for p in params])
+    resumed.load_state_dict(copy.deepcopy(opt.state_dict()))  # as a checkpoint file holds it
     new_params = resumed.param_groups[0]["params"]
     for p, q, g in zip(params, new_params, _grads(2, params), strict=True):
         p.grad, q.grad = g.clone(), g.clone()
-    torch_opt.step()
+    opt.step()
     resumed.step()
-    for p, q in zip(params, new_params, strict=True):
-        assert torch.equal(p, q)
-
-
-def test_a_muon_ns_state_continues_in_torch_muon() -> None:
-    params = _params(4)
-    ours = MuonNS(params, ns_dtype=torch.bfloat16, **SETTINGS)
-    for t in range(2):
-        for p, g in zip(params, _grads(t, params), strict=True):
-            p.grad = g.clone()
-        ours.step()
-    other = torch.optim.Muon([torch.nn.Parameter(p.detach().clone()) for p in params],
-                             **SETTINGS)
-    other.load_state_dict(copy.deepcopy(ours.state_dict()))
-    new_params = other.param_groups[0]["params"]
-    for p, q, g in zip(params, new_params, _grads(2, params), strict=True):
-        p.grad, q.grad = g.clone(), g.clone()
-    ours.step()
-    other.step()
     for p, q in zip(params, new_params, strict=True):
         assert torch.equal(p, q)
 
