@@ -633,7 +633,9 @@ def plot_codex_s_temperature(best: pd.DataFrame, ax: Any = None, *,
                 ha="center", fontsize=7, color="#555555")
     ax.set(xlabel="k (samples)", ylabel="best T", ylim=(-0.08, 1.15),
            title="Best sampling temperature per k: Codex vs Codex-S")
-    ax.legend(loc="upper left", fontsize=7)
+    # Below the axes: a best T of 1.0 (Codex-S's, the paper's too) runs along the top,
+    # where a legend inside would cover it.
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncols=2, fontsize=7)
     return ax
 
 

@@ -211,6 +211,12 @@ def test_function_mining_and_stage(toy_model: tuple[Path, dict], tmp_path: Path)
     data = PreparedData(path.parents[1] / "cache")
     stats = prepare_functions(data, workers=1, progress=False)
     assert stats["unique_functions"] >= 40 and stats["tokens"] > 0
+    assert stats["version"] == 2 and stats["not_self_contained"] == 0
+    # A set cached by an older version (no "version": v1, every function) is mined again.
+    stats_path = data.root / "functions.json"
+    stats_path.write_text(json.dumps({k: v for k, v in stats.items() if k != "version"}))
+    assert prepare_functions(data, workers=1, progress=False) == stats
+    assert json.loads(stats_path.read_text())["version"] == 2
     # The shipped corpus record carries the function set's counts beside the corpus summary
     # (a plain `codexlab train --size ...` rewrote it without them).
     record = data.record()
@@ -221,6 +227,106 @@ def test_function_mining_and_stage(toy_model: tuple[Path, dict], tmp_path: Path)
                               seq_len=64, batch_size=8, max_tokens=8 * 64 * 3, resume=True,
                               split="functions", progress=False, command="pytest functions"))
     assert card2["training"]["stages"][-1]["data_split"] == "functions"
+
+
+_MODULE = '''"""A module whose functions need different things from module scope."""
+from __future__ import annotations
+import os
+import numpy as np, collections.abc
+from typing import List, Optional as Opt
+from . import sibling
+from .core import helper
+try:
+    import simplejson as json
+except ImportError:
+    import json
+if TYPE_CHECKING:
+    from pathlib import Path
+
+LIMIT = 3
+
+
+def builtins_only(xs):
+    """Return the sum of the squares of xs, for the test."""
+    return sum(x * x for x in xs)
+
+
+def uses_os(p):
+    """Join p under the home folder, for the test."""
+    return os.path.join(os.path.expanduser("~"), p)
+
+
+def typed(xs: List[int], y: Opt[Path] = None) -> List[int]:
+    """Return xs sorted, ignoring y, for the test here."""
+    return sorted(xs)
+
+
+def calls_helper(x):
+    """Call a helper of the module, for the test."""
+    return helper(x) + 1
+
+
+def reads_constant(x):
+    """Compare with a module constant, for the test."""
+    return x < LIMIT
+
+
+def relative(x):
+    """Use a relatively imported module, for the test."""
+    return sibling.f(x)
+
+
+def recursive(n):
+    """Factorial by recursion, for the test, simple."""
+    if n < 2:
+        return 1
+    return n * recursive(n - 1)
+
+
+def nested(xs):
+    """A nested function reads np, for the test here."""
+    def inner(v):
+        return np.asarray(v) * 2
+    return [inner(x) for x in xs]
+
+
+def writes_global(x):
+    """Write a module global, for the test here, ok."""
+    global LIMIT
+    LIMIT = x
+
+
+def dumps(x):
+    """Dump x with the json module, for the test."""
+    return json.dumps(x)
+'''
+
+
+def test_function_set_keeps_self_contained_functions_with_their_imports() -> None:
+    from codexlab.models.functions import extract_functions, module_names, split_function
+
+    kept = extract_functions(_MODULE, self_contained=True)
+    # A helper, a module constant, a relative import and a global write are not available
+    # to a HumanEval completion; absolute imports are, written first as in HumanEval prompts.
+    assert [f.split("def ", 1)[1].split("(")[0] for f in kept] == [
+        "builtins_only", "uses_os", "typed", "recursive", "nested", "dumps"]
+    by_name = {f.split("def ", 1)[1].split("(")[0]: f for f in kept}
+    assert by_name["builtins_only"].startswith("def builtins_only(xs):\n")
+    assert by_name["uses_os"].startswith("import os\n\n\ndef uses_os(p):\n")
+    # Annotation and default names count; TYPE_CHECKING imports are found; one `from`
+    # statement per module, aliases kept.
+    assert by_name["typed"].startswith(
+        "from typing import List, Optional as Opt\nfrom pathlib import Path\n\n\ndef typed(")
+    assert by_name["nested"].startswith("import numpy as np\n\n\ndef nested(")
+    assert by_name["dumps"].startswith("import simplejson as json\n\n\n")  # first binding
+    for f in kept:
+        prompt, body = split_function(f)
+        assert prompt + body == f and prompt.endswith('"""\n') and body.startswith("    ")
+    # Without the filter every documented function is kept, without imports.
+    assert len(extract_functions(_MODULE)) == 10
+    assert all(f.startswith("def ") for f in extract_functions(_MODULE))
+    assert module_names("def f(x):\n    return len(x) + g(x)\n") == {"g"}
+    assert module_names("def f(:\n") is None
 
 
 def test_family_readme_lists_the_cards_humaneval() -> None:
@@ -692,8 +798,11 @@ def test_family_readme_lists_the_variants() -> None:
                       "pass@1_T0.2": {"value": 0.0, "n": 20, "tasks_solved": 0},
                       "pass@100_T0.8": {"value": 0.0061, "n": 100, "tasks_solved": 1}}}
     text = render_family_readme(rows, {}, he, variants)
-    assert "| m-s-big | m-big | Codex-S: function-level stage" in text
+    assert "| m-s-big | m-big | Codex-S: function-level stage (signature" in text
     assert "| 1,234 | 60 | 4.500 | 3.500 | ? |" in text
+    # A Codex-S model trained on set v2 says so (its card's data.functions.version).
+    text2 = render_family_readme(rows, {}, he, [{**variants[0], "set_version": 2}])
+    assert "| m-s-big | m-big | Codex-S: function-level stage, set v2 (self-contained" in text2
     assert "| m-s-big | 0.0000 | 20 (0.2) | 0.0061 | 100 (0.8) | 1 |" in text
     # Training resets a card's pass@k to None (measured on older weights): no pass@k row then,
     # and the solution loss shows when the card has it.

@@ -121,6 +121,8 @@ def write_scaling_data(models: dict[str, Path] | None = None, csv_path: Path = S
                 humaneval[name] = card.get("humaneval") or {}
                 variants.append({"model": name, "variant": v,
                                  "base_model": card.get("base_model", ""),
+                                 "set_version": (card.get("data", {}).get("functions") or {}
+                                                 ).get("version", 1),
                                  **variant_stage(card),
                                  "heldout_loss": card.get("eval", {}).get("heldout_loss"),
                                  "humaneval_text_loss": card.get("eval", {}).get(
@@ -202,6 +204,10 @@ def render_family_readme(rows: list[dict], fit: dict,
         what = {"s": "Codex-S: function-level stage (signature + docstring -> body, prompt "
                      "masked)",
                 "d": "Codex-D: docstring stage (signature + body -> docstring, context masked)"}
+        # Set v2 (codexlab.models.functions.FUNCTION_SET_VERSION) keeps self-contained
+        # functions only, their imports opening the prompt.
+        what_s2 = ("Codex-S: function-level stage, set v2 (self-contained functions: imports + "
+                   "signature + docstring -> body, prompt masked)")
         lines += ["Fine-tuned variants (`codexlab train --stage functions|docstrings --init "
                   "<base>`):", "",
                   "| model | base | stage | stage tokens | stage wall time (s) | held-out loss | "
@@ -210,8 +216,10 @@ def render_family_readme(rows: list[dict], fit: dict,
         for v in variants:
             tok = v.get("stage_tokens")
             wall = v.get("stage_wall_time_s")
+            stage = (what_s2 if v["variant"] == "s" and v.get("set_version", 1) >= 2
+                     else what.get(v["variant"], v["stage"]))
             lines.append(
-                f"| {v['model']} | {v['base_model']} | {what.get(v['variant'], v['stage'])} | "
+                f"| {v['model']} | {v['base_model']} | {stage} | "
                 f"{f'{tok:,}' if tok else '?'} | {f'{wall:.0f}' if wall else '?'} | "
                 f"{v['heldout_loss']:.3f} | {v['humaneval_text_loss']:.3f} | "
                 f"{_fmt(v.get('humaneval_solution_loss'))} |")
