@@ -211,12 +211,12 @@ def test_function_mining_and_stage(toy_model: tuple[Path, dict], tmp_path: Path)
     data = PreparedData(path.parents[1] / "cache")
     stats = prepare_functions(data, workers=1, progress=False)
     assert stats["unique_functions"] >= 40 and stats["tokens"] > 0
-    assert stats["version"] == 2 and stats["not_self_contained"] == 0
+    assert stats["version"] == 3 and stats["not_self_contained"] == 0
     # A set cached by an older version (no "version": v1, every function) is mined again.
     stats_path = data.root / "functions.json"
     stats_path.write_text(json.dumps({k: v for k, v in stats.items() if k != "version"}))
     assert prepare_functions(data, workers=1, progress=False) == stats
-    assert json.loads(stats_path.read_text())["version"] == 2
+    assert json.loads(stats_path.read_text())["version"] == 3
     # The shipped corpus record carries the function set's counts beside the corpus summary
     # (a plain `codexlab train --size ...` rewrote it without them).
     record = data.record()
@@ -327,6 +327,27 @@ def test_function_set_keeps_self_contained_functions_with_their_imports() -> Non
     assert all(f.startswith("def ") for f in extract_functions(_MODULE))
     assert module_names("def f(x):\n    return len(x) + g(x)\n") == {"g"}
     assert module_names("def f(:\n") is None
+
+
+def test_function_set_treats_rebound_builtins_and_submodules_as_module_names() -> None:
+    from codexlab.models.functions import extract_functions
+
+    src = ('from numpy import max\nimport a.b\nimport a.c\nfrom typing import Optional, List\n\n\n'
+           'def open(p):\n    """The module\'s own open, shadowing the builtin."""\n    return p\n\n\n'
+           'def colmax(a):\n    """Column maxima of an array, numpy max."""\n    x = 1\n'
+           '    return max(a, axis=0)\n\n\n'
+           'def reads(p):\n    """Read a file with the module\'s own open."""\n    x = 1\n'
+           '    return open(p)\n\n\n'
+           'def both(x):\n    """Two submodules reached through one name."""\n    y = a.b.f(x)\n'
+           '    return a.c.g(y)\n\n\n'
+           'def typed(x: Optional[List[int]]) -> int:\n    """Names keep their order in a from."""\n'
+           '    y = 1\n    return len(x or [])\n')
+    kept = {f.split("def ", 1)[1].split("(")[0]: f for f in extract_functions(src, True)}
+    # `max` here is numpy's: it needs its import; `open` is the module's own: not importable.
+    assert kept["colmax"].startswith("from numpy import max\n\n\ndef colmax(")
+    assert "reads" not in kept and "open" in kept
+    assert kept["both"].startswith("import a.b\nimport a.c\n\n\ndef both(")
+    assert kept["typed"].startswith("from typing import Optional, List\n\n\ndef typed(")
 
 
 def test_family_readme_lists_the_cards_humaneval() -> None:

@@ -58,14 +58,20 @@ _WS = re.compile(r"\s+")
 
 #: Version of the Codex-S set's format; a cached ``functions.bin`` of another version is
 #: rebuilt. 1: every standalone documented function; 2: self-contained ones only, their
-#: module imports opening the prompt.
-FUNCTION_SET_VERSION = 2
+#: module imports opening the prompt (the shipped Codex-S models, commit a07bf5b); 3: as 2,
+#: and a builtin name the module rebinds counts as the module's, every ``import a.x`` that
+#: binds ``a`` is written, imports in source order.
+FUNCTION_SET_VERSION = 3
 
 #: Names a self-contained function may read without an import. The module attributes that
 #: ``dir(builtins)`` also lists (``__name__``, ``__doc__``, ...) are left out: in a function
 #: they name its module's, which a HumanEval completion does not have.
-_BUILTIN_NAMES = frozenset(dir(builtins)) - {"__name__", "__doc__", "__spec__", "__loader__",
-                                             "__package__"}
+#: Fixed, not the running process's: IPython adds ``display``/``get_ipython`` to builtins and
+#: hides ``exit``/``quit``, and an interactive session binds ``_``.
+_BUILTIN_NAMES = ((frozenset(dir(builtins)) | {"exit", "quit", "copyright", "credits",
+                                                "license", "help"})
+                  - {"__name__", "__doc__", "__spec__", "__loader__", "__package__", "_",
+                     "display", "get_ipython", "__IPYTHON__"})
 
 
 def _norm(text: str) -> str:
@@ -99,6 +105,9 @@ def _extract(source: str, self_contained: bool) -> tuple[list[str], int]:
         return [], 0
     lines = source.splitlines(keepends=True)
     imports = _module_imports(tree) if self_contained else {}
+    # A builtin name the module rebinds (``from numpy import max``, its own ``def open``)
+    # means the module's object there, so it needs an import like any other module name.
+    rebound = _module_bindings(source) & _BUILTIN_NAMES if self_contained else set()
     out: list[str] = []
     dropped = 0
     for node in tree.body:
@@ -119,12 +128,16 @@ def _extract(source: str, self_contained: bool) -> tuple[list[str], int]:
         if len(text) > MAX_FUNCTION_CHARS or split_function(text) is None:
             continue
         if self_contained:
-            needed = module_names(text)
-            if needed is None or not needed <= imports.keys():
+            needed = _global_names(text)
+            if needed is None:  # ast accepts it, the compiler does not: not a function
+                continue
+            needed -= _BUILTIN_NAMES - rebound
+            if not needed <= imports.keys():
                 dropped += 1
                 continue
             if needed:
-                text = _render_imports([imports[n] for n in needed]) + "\n\n\n" + text
+                text = (_render_imports([b for n in needed for b in imports[n]]) + "\n\n\n"
+                        + text)
         out.append(text)
     return out, dropped
 
@@ -132,9 +145,12 @@ def _extract(source: str, self_contained: bool) -> tuple[list[str], int]:
 def module_names(function_text: str) -> set[str] | None:
     """Return the names one function reads or writes in module scope, builtins excluded.
 
-    The names its body, nested functions and classes take from the global scope, and those
-    its decorators, defaults and annotations read (evaluated in module scope), found by
-    :mod:`symtable`; a reference to the function itself (recursion) does not count.
+    The names its body, nested functions and classes take from the global scope (read,
+    written through ``global``, deleted), and those its decorators, defaults and annotations
+    read (evaluated in module scope), found by :mod:`symtable`; a reference to the function
+    itself (recursion) does not count. As the compiler sees them: an annotation of a local
+    variable counts although it is never evaluated, and a class body's ``x = x`` reads a
+    global ``x`` that is not counted (both rare).
 
     Args:
         function_text: The source of one function (dedented).
@@ -143,6 +159,12 @@ def module_names(function_text: str) -> set[str] | None:
         The set of names (empty for a function that needs nothing but builtins), or ``None``
         if the text does not compile.
     """
+    names = _global_names(function_text)
+    return None if names is None else names - _BUILTIN_NAMES
+
+
+def _global_names(function_text: str) -> set[str] | None:
+    """:func:`module_names` with the builtins left in (None if it does not compile)."""
     try:
         top = symtable.symtable(function_text, "<function>", "exec")
     except (SyntaxError, ValueError, RecursionError, MemoryError):
@@ -155,41 +177,61 @@ def module_names(function_text: str) -> set[str] | None:
         names.update(s.get_name() for s in table.get_symbols()
                      if s.is_global() and (s.is_referenced() or s.is_assigned()))
         stack.extend(table.get_children())
-    return names - own - _BUILTIN_NAMES
+    return names - own
 
 
-def _module_imports(tree: ast.Module) -> dict[str, tuple[int, str, str, str]]:
-    """Map each name a module binds by an absolute import to how (first binding wins).
+def _module_bindings(source: str) -> set[str]:
+    """Return the names a module binds at module level (assignments, defs, imports, ...)."""
+    try:
+        top = symtable.symtable(source, "<module>", "exec")
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return set()
+    return {s.get_name() for s in top.get_symbols() if s.is_assigned() or s.is_imported()}
+
+
+_Binding = tuple[int, int, str, str, str]
+
+
+def _module_imports(tree: ast.Module) -> dict[str, list[_Binding]]:
+    """Map each name a module binds by an absolute import to the import(s) that bind it.
 
     Imports at module level count, also inside module-level ``if``/``try`` blocks (``if
     TYPE_CHECKING:``, ``try: import x except ImportError: ...``), not inside functions or
-    classes. Relative imports, ``__future__`` and ``*`` imports bind nothing here: a
-    HumanEval-like prompt cannot carry them. Values: (source line, module for ``from`` imports
+    classes. In source order the first statement that binds a name wins (in a ``try:``
+    fallback, the ``try`` body's), except that every ``import a.x`` binding ``a`` is kept
+    (``a.x`` and ``a.y`` are both reachable through ``a``). Relative imports,
+    ``__future__`` and ``*`` imports bind nothing here: a HumanEval-like prompt cannot carry
+    them. Each binding: (source line, position in the statement, module for ``from`` imports
     or ``""``, imported name, alias or ``""``), enough to write the statement again.
     """
-    found: dict[str, tuple[int, str, str, str]] = {}
+    found: dict[str, list[_Binding]] = {}
     stack: list[ast.stmt] = list(tree.body)
     while stack:
         node = stack.pop(0)
         if isinstance(node, ast.Import):
-            for a in node.names:
+            for i, a in enumerate(node.names):
                 bound = a.asname or a.name.split(".")[0]
-                found.setdefault(bound, (node.lineno, "", a.name, a.asname or ""))
+                binding = (node.lineno, i, "", a.name, a.asname or "")
+                if bound not in found:
+                    found[bound] = [binding]
+                elif not a.asname and "." in a.name and not found[bound][0][4]:
+                    found[bound].append(binding)
         elif isinstance(node, ast.ImportFrom):
             if node.level or not node.module or node.module == "__future__":
                 continue
-            for a in node.names:
+            for i, a in enumerate(node.names):
                 if a.name != "*":
                     found.setdefault(a.asname or a.name,
-                                     (node.lineno, node.module, a.name, a.asname or ""))
+                                     [(node.lineno, i, node.module, a.name, a.asname or "")])
         elif isinstance(node, ast.If | ast.Try | getattr(ast, "TryStar", ast.Try)):
-            blocks = [node.body, node.orelse, getattr(node, "finalbody", [])]
-            blocks += [h.body for h in getattr(node, "handlers", [])]
-            stack.extend(stmt for block in blocks for stmt in block)
+            blocks = [node.body, *(h.body for h in getattr(node, "handlers", [])),
+                      node.orelse, getattr(node, "finalbody", [])]
+            # Depth first, so the bindings are met in source order.
+            stack[0:0] = [stmt for block in blocks for stmt in block]
     return found
 
 
-def _render_imports(bindings: list[tuple[int, str, str, str]]) -> str:
+def _render_imports(bindings: list[_Binding]) -> str:
     """Write the import statements for ``bindings`` (from :func:`_module_imports`).
 
     In source order; the names one module gives are joined in one ``from`` statement, at the
@@ -197,7 +239,7 @@ def _render_imports(bindings: list[tuple[int, str, str, str]]) -> str:
     """
     order: list[tuple[str, str]] = []  # ("import", "x as y") or ("from", module)
     names: dict[str, list[str]] = {}
-    for _, module, name, alias in sorted(set(bindings)):
+    for _, _, module, name, alias in sorted(set(bindings)):
         item = f"{name} as {alias}" if alias else name
         if not module:
             order.append(("import", item))

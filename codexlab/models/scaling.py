@@ -166,7 +166,9 @@ def render_family_readme(rows: list[dict], fit: dict,
     ``scripts/record_humaneval_in_cards.py``); models without one are left out of that table.
     ``variants``: one dict per fine-tuned variant (Codex-S, Codex-D): ``model``, ``variant``,
     ``base_model``, ``stage``, ``stage_tokens``, ``stage_wall_time_s``, ``heldout_loss``,
-    ``humaneval_text_loss``.
+    ``humaneval_text_loss``, optionally ``humaneval_solution_loss`` and ``set_version`` (a
+    Codex-S model's function set, :data:`codexlab.models.functions.FUNCTION_SET_VERSION`;
+    from 2 on the stage says so).
     """
     lines = [
         "# The built-in codex-mini family",
@@ -206,8 +208,8 @@ def render_family_readme(rows: list[dict], fit: dict,
                 "d": "Codex-D: docstring stage (signature + body -> docstring, context masked)"}
         # Set v2 (codexlab.models.functions.FUNCTION_SET_VERSION) keeps self-contained
         # functions only, their imports opening the prompt.
-        what_s2 = ("Codex-S: function-level stage, set v2 (self-contained functions: imports + "
-                   "signature + docstring -> body, prompt masked)")
+        what_s2 = ("Codex-S: function-level stage, set v{} (self-contained functions: imports "
+                   "+ signature + docstring -> body, prompt masked)")
         lines += ["Fine-tuned variants (`codexlab train --stage functions|docstrings --init "
                   "<base>`):", "",
                   "| model | base | stage | stage tokens | stage wall time (s) | held-out loss | "
@@ -216,7 +218,8 @@ def render_family_readme(rows: list[dict], fit: dict,
         for v in variants:
             tok = v.get("stage_tokens")
             wall = v.get("stage_wall_time_s")
-            stage = (what_s2 if v["variant"] == "s" and v.get("set_version", 1) >= 2
+            stage = (what_s2.format(v.get("set_version", 1))
+                     if v["variant"] == "s" and v.get("set_version", 1) >= 2
                      else what.get(v["variant"], v["stage"]))
             lines.append(
                 f"| {v['model']} | {v['base_model']} | {stage} | "
