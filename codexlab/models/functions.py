@@ -25,8 +25,9 @@ body, defaults, annotations) is a builtin or is bound by one of its module's abs
 imports, and those imports open the prompt, as HumanEval's prompts open with theirs
 (``from typing import List``). A function that calls a helper or reads a constant of its
 module is left out: a HumanEval completion has no such module around it, and a model trained
-on them learns to call names that do not exist (codex-mini-s-1.2m's card, T=0.8: 3,663 of
-its 16,400 samples, 46 % of those that parsed, failed with ``NameError``). The Codex-D set
+on them learns to call names that do not exist (the card of codex-mini-s-1.2m as trained on
+set v1, T=0.8: 3,663 of its 16,400 samples, 46 % of those that parsed, failed with
+``NameError``; on set v3, 20 %). The Codex-D set
 (:func:`prepare_docstrings`) keeps every standalone function, imports or not: a docstring
 can be written for a function whatever it calls.
 """
@@ -58,9 +59,10 @@ _WS = re.compile(r"\s+")
 
 #: Version of the Codex-S set's format; a cached ``functions.bin`` of another version is
 #: rebuilt. 1: every standalone documented function; 2: self-contained ones only, their
-#: module imports opening the prompt (the shipped Codex-S models, commit a07bf5b); 3: as 2,
+#: module imports opening the prompt (the Codex-S models shipped in commit a07bf5b); 3: as 2,
 #: and a builtin name the module rebinds counts as the module's, every ``import a.x`` that
-#: binds ``a`` is written, imports in source order.
+#: binds ``a`` is written, imports in source order (the shipped Codex-S models since commit
+#: 598339b).
 FUNCTION_SET_VERSION = 3
 
 #: Names a self-contained function may read without an import. The module attributes that
