@@ -7,6 +7,7 @@ import math
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from codexlab.models import builtin_models, resolve_model, update_model_card
@@ -193,6 +194,7 @@ def test_function_mining_and_stage(toy_model: tuple[Path, dict], tmp_path: Path)
 
     from codexlab.models.data import PreparedData
     from codexlab.models.functions import extract_functions, prepare_functions
+    from codexlab.models.tokenizer import EOS_TOKEN, load_tokenizer
     from codexlab.models.training import TrainConfig, train
 
     src = (
@@ -212,6 +214,16 @@ def test_function_mining_and_stage(toy_model: tuple[Path, dict], tmp_path: Path)
     stats = prepare_functions(data, workers=1, progress=False)
     assert stats["unique_functions"] >= 40 and stats["tokens"] > 0
     assert stats["version"] == 3 and stats["not_self_contained"] == 0
+    # The held-out packages' functions are the stage's validation set, none of them trained on.
+    held_n = stats["heldout"]["functions"]
+    assert held_n > 0 and stats["heldout"]["body_tokens"] > 0
+    held_ids = np.asarray(data.tokens("functions_heldout"))
+    assert (held_ids == load_tokenizer(data.tokenizer_path).token_to_id(EOS_TOKEN)).sum() \
+        == held_n
+    # A cache from before the held-out part existed is mined again.
+    (data.root / "functions_heldout.bin").unlink()
+    assert prepare_functions(data, workers=1, progress=False) == stats
+    assert (data.root / "functions_heldout.bin").exists()
     # A set cached by an older version (no "version": v1, every function) is mined again.
     stats_path = data.root / "functions.json"
     stats_path.write_text(json.dumps({k: v for k, v in stats.items() if k != "version"}))
@@ -227,6 +239,44 @@ def test_function_mining_and_stage(toy_model: tuple[Path, dict], tmp_path: Path)
                               seq_len=64, batch_size=8, max_tokens=8 * 64 * 3, resume=True,
                               split="functions", progress=False, command="pytest functions"))
     assert card2["training"]["stages"][-1]["data_split"] == "functions"
+    assert card2["eval"]["functions_heldout_loss"] > 0
+    assert card2["eval"]["functions_heldout_tokens"] == int(
+        np.asarray(data.loss_mask("functions_heldout")).sum())
+
+
+def test_masked_examples_loss_scores_each_example_alone() -> None:
+    """The held-out function loss equals a per-example brute force over the masked targets."""
+    import torch
+    import torch.nn.functional as F
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from codexlab.models.training import masked_examples_loss
+
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=16, hidden_size=16, intermediate_size=32,
+                                         num_hidden_layers=1, num_attention_heads=2,
+                                         max_position_embeddings=32))
+    eos = 0
+    examples = [([3, 4, 5], [6, 7]), ([8, 9], [10, 11, 12]), ([13], [14])]
+    tokens = np.concatenate([p + b + [eos] for p, b in examples]).astype(np.uint16)
+    mask = np.concatenate([[0] * len(p) + [1] * (len(b) + 1) for p, b in examples])
+    mask[-1] = 0  # a masked-out target is not scored, wherever it is
+    total, count = 0.0, 0
+    with torch.no_grad():
+        start = 0
+        for p, b in examples:
+            ids = torch.tensor([[eos] + p + b + [eos]])
+            nll = F.cross_entropy(model(input_ids=ids[:, :-1]).logits[0], ids[0, 1:],
+                                  reduction="none")
+            keep = torch.from_numpy(mask[start:start + len(p) + len(b) + 1].astype(bool))
+            total, count = total + nll[keep].sum().item(), count + int(keep.sum())
+            start += len(p) + len(b) + 1
+    loss, n = masked_examples_loss(model, tokens, mask, eos, torch.device("cpu"), None)
+    assert n == count == 8  # bodies + EOS: 3 + 4 + 2, less the masked-out last EOS
+    assert loss == pytest.approx(total / count, rel=1e-5)
+    nothing = masked_examples_loss(model, tokens, np.zeros_like(mask), eos,
+                                   torch.device("cpu"), None)
+    assert nothing[1] == 0 and np.isnan(nothing[0])
 
 
 _MODULE = '''"""A module whose functions need different things from module scope."""

@@ -333,8 +333,8 @@ def _mine_file(job: tuple[str, str, bool]) -> tuple[list[str], int]:
 
 def mine_functions(data, workers: int | None = None,
                    problems: Mapping[str, object] | None = None,
-                   self_contained: bool = False) -> tuple[list[str], dict]:
-    """Mine, deduplicate and decontaminate the training split's standalone functions.
+                   self_contained: bool = False, split: str = "train") -> tuple[list[str], dict]:
+    """Mine, deduplicate and decontaminate one corpus split's standalone functions.
 
     Args:
         data: A :class:`codexlab.models.data.PreparedData` (its manifest lists the files).
@@ -342,6 +342,7 @@ def mine_functions(data, workers: int | None = None,
         problems: Problems to decontaminate against; default HumanEval.
         self_contained: Keep only self-contained functions, their imports first (see
             :func:`extract_functions`).
+        split: The manifest split whose files are mined: ``"train"`` or ``"heldout"``.
 
     Returns:
         ``(texts, stats)``: the kept function sources (unique, decontaminated, splittable by
@@ -359,7 +360,7 @@ def mine_functions(data, workers: int | None = None,
     with gzip.open(data.manifest_path, "rt", encoding="utf-8") as fh:
         files = [json.loads(line) for line in fh]
     todo = sorted(((f["path"], f["sha256"], self_contained) for f in files
-                   if f["split"] == "train"), key=lambda t: t[1])
+                   if f["split"] == split), key=lambda t: t[1])
     workers = workers or os.cpu_count() or 1
     if workers > 1 and len(todo) > 200:
         with Pool(workers) as pool:
@@ -433,12 +434,17 @@ def prepare_functions(data, workers: int | None = None, progress: bool = True,
 
     Returns:
         Counts (files, functions mined, not self-contained, unique, decontaminated hits by
-        kind, kept functions, prompt and body tokens) and the set's ``version``
-        (:data:`FUNCTION_SET_VERSION`), also saved as ``functions.json`` in the cache. A
-        cached set of another version is mined again.
+        kind, kept functions, prompt and body tokens), the held-out part's counts
+        (``heldout``) and the set's ``version`` (:data:`FUNCTION_SET_VERSION`), also saved as
+        ``functions.json`` in the cache. The held-out part (``functions_heldout.bin`` and its
+        mask) holds the held-out packages' functions, mined the same way, less any also in
+        the training set; training scores it as ``eval.functions_heldout_loss``. A cached set
+        of another version, or without the held-out part, is mined again.
     """
     stats_path = data.root / "functions.json"
-    if ((data.root / "functions.bin").exists() and (data.root / "functions.mask.bin").exists()
+    if (all((data.root / f).exists() for f in ("functions.bin", "functions.mask.bin",
+                                               "functions_heldout.bin",
+                                               "functions_heldout.mask.bin"))
             and stats_path.exists() and not force):
         cached = json.loads(stats_path.read_text())
         if cached.get("version", 1) == FUNCTION_SET_VERSION:
@@ -449,8 +455,20 @@ def prepare_functions(data, workers: int | None = None, progress: bool = True,
     kept, stats = mine_functions(data, workers, problems, self_contained=True)
     pairs = [parts for f in kept if (parts := split_function(f)) is not None]
     n_prompt, n_body = _write_pairs(data, "functions", pairs)
+    # The held-out packages' functions, less any that is also in the training set: the
+    # function stage's own validation set (``eval.functions_heldout_loss`` of a card).
+    train_hashes = {hashlib.sha256(_norm(f).encode()).hexdigest() for f in kept}
+    held, _ = mine_functions(data, workers, problems, self_contained=True, split="heldout")
+    held_pairs = [parts for f in held
+                  if hashlib.sha256(_norm(f).encode()).hexdigest() not in train_hashes
+                  and (parts := split_function(f)) is not None]
+    h_prompt, h_body = _write_pairs(data, "functions_heldout", held_pairs)
     stats.update({"version": FUNCTION_SET_VERSION, "kept_functions": len(pairs),
                   "tokens": n_prompt + n_body, "prompt_tokens": n_prompt, "body_tokens": n_body,
+                  "heldout": {"functions": len(held_pairs), "prompt_tokens": h_prompt,
+                              "body_tokens": h_body,
+                              "source": "the held-out packages' files, mined the same way, "
+                                        "less functions also in the training set"},
                   "format": "prompt (the imports the function needs, if any, then signature + "
                             "docstring, tokenised alone) + body + EOS; functions.mask.bin "
                             "marks body and EOS tokens with 1"})
@@ -458,7 +476,8 @@ def prepare_functions(data, workers: int | None = None, progress: bool = True,
     if progress:
         print(f"functions: {stats['kept_functions']:,} kept of {stats['functions']:,} mined "
               f"({stats['not_self_contained']:,} not self-contained), {stats['tokens']:,} "
-              f"tokens; decontaminated {stats['decontaminated']}", flush=True)
+              f"tokens; decontaminated {stats['decontaminated']}; held out: "
+              f"{stats['heldout']['functions']:,} functions", flush=True)
     return stats
 
 

@@ -299,6 +299,49 @@ def humaneval_text_loss(model, hf_tok, device, autocast_dtype, problems=None) ->
             "solution_tokens": sol_count}
 
 
+def masked_examples_loss(model, tokens: np.ndarray, mask: np.ndarray, eos: int, device,
+                         autocast_dtype) -> tuple[float, int]:
+    """Return the loss (nats/token) of an example-level split's masked tokens, and their count.
+
+    Each EOS-terminated example (prompt + body + EOS, as :mod:`codexlab.models.functions`
+    writes it) is scored alone after an EOS token, as a HumanEval problem is in
+    :func:`humaneval_text_loss`; only targets whose mask is 1 (body and EOS) count: the loss
+    a prompt-masked function stage trains, on functions it never saw.
+
+    Args:
+        model: A causal LM (Hugging Face interface: ``model(input_ids=...).logits``).
+        tokens: The split's token ids, shape ``(n,)``.
+        mask: Its mask, shape ``(n,)``, 1 on the scored tokens.
+        eos: The EOS token id.
+        device: The model's torch device.
+        autocast_dtype: Autocast dtype (e.g. ``torch.bfloat16``) or None for none.
+
+    Returns:
+        ``(loss, tokens)``; ``(nan, 0)`` for a split without scored tokens.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    tokens, mask = np.asarray(tokens, dtype=np.int64), np.asarray(mask, dtype=bool)
+    ends = np.flatnonzero(tokens == eos) + 1
+    total, count, start = 0.0, 0, 0
+    model.eval()
+    with torch.no_grad():
+        for end in ends:
+            ids = torch.from_numpy(np.concatenate([[eos], tokens[start:end]])).to(device)[None]
+            keep = torch.from_numpy(mask[start:end]).to(device)
+            start = end
+            if not keep.any():
+                continue
+            with torch.autocast(device.type, dtype=autocast_dtype or torch.float32,
+                                enabled=autocast_dtype is not None):
+                logits = model(input_ids=ids[:, :-1], use_cache=False).logits
+            nll = F.cross_entropy(logits.float()[0], ids[0, 1:], reduction="none")
+            total, count = total + nll[keep].sum().item(), count + int(keep.sum())
+    model.train()
+    return (total / count if count else float("nan")), count
+
+
 def count_params(model) -> dict[str, int]:
     """Return total, embedding and non-embedding parameter counts (tied head counted once)."""
     total = sum(p.numel() for p in model.parameters())
@@ -704,6 +747,13 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
 
         he_problems = dict(list(load_humaneval().items())[: cfg.humaneval_limit])
     he = humaneval_text_loss(model, hf_tok, device, amp, he_problems)
+    # The function set's held-out part (functions of the held-out packages): what a function
+    # stage's length is chosen by, so that HumanEval stays a test set.
+    fn_held = None
+    fh_mask = data.loss_mask("functions_heldout")
+    if fh_mask is not None and (data.root / "functions_heldout.bin").exists():
+        fn_held = masked_examples_loss(model, data.tokens("functions_heldout"), fh_mask, eos,
+                                       device, amp)
     _save(model, hf_tok, out_dir)
     save_state(finished=True)
 
@@ -753,6 +803,8 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             "humaneval_text_tokens": he["tokens"],
             "humaneval_solution_loss": round(he["solution_loss"], 4),
             "humaneval_solution_tokens": he["solution_tokens"],
+            **({"functions_heldout_loss": round(fn_held[0], 4),
+                "functions_heldout_tokens": fn_held[1]} if fn_held and fn_held[1] else {}),
             "loss_unit": "nats/token (codex-mini tokenizer)",
         },
         # New weights: whatever pass@k the card held was measured on the old ones.
