@@ -224,6 +224,12 @@ def test_function_mining_and_stage(toy_model: tuple[Path, dict], tmp_path: Path)
     (data.root / "functions_heldout.bin").unlink()
     assert prepare_functions(data, workers=1, progress=False) == stats
     assert (data.root / "functions_heldout.bin").exists()
+    # So is one mined from another corpus build (its files, and so its splits, differ).
+    stale = dict(stats, built_from={**stats["built_from"], "manifest_sha256": "0" * 64})
+    stats_path = data.root / "functions.json"
+    stats_path.write_text(json.dumps(stale))
+    assert prepare_functions(data, workers=1, progress=False) == stats
+    assert json.loads(stats_path.read_text())["built_from"]["manifest_sha256"] != "0" * 64
     # A set cached by an older version (no "version": v1, every function) is mined again.
     stats_path = data.root / "functions.json"
     stats_path.write_text(json.dumps({k: v for k, v in stats.items() if k != "version"}))
@@ -242,6 +248,15 @@ def test_function_mining_and_stage(toy_model: tuple[Path, dict], tmp_path: Path)
     assert card2["eval"]["functions_heldout_loss"] > 0
     assert card2["eval"]["functions_heldout_tokens"] == int(
         np.asarray(data.loss_mask("functions_heldout")).sum())
+    # A corpus whose held-out packages hold no function: the split is empty, training still
+    # saves its model, and the card has no held-out function loss.
+    for name in ("functions_heldout.bin", "functions_heldout.mask.bin"):
+        (data.root / name).write_bytes(b"")
+    assert data.tokens("functions_heldout").shape == (0,)
+    card3 = train(TrainConfig(size="codex-mini-0.1m", out_dir=copy, data_dir=data.root,
+                              seq_len=64, batch_size=8, max_tokens=8 * 64, resume=True,
+                              split="functions", progress=False, command="pytest functions"))
+    assert "functions_heldout_loss" not in card3["eval"] and (copy / "model.safetensors").exists()
 
 
 def test_masked_examples_loss_scores_each_example_alone() -> None:

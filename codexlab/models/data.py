@@ -54,8 +54,13 @@ class PreparedData:
         return self.root / "manifest.jsonl.gz"
 
     def tokens(self, split: str) -> np.ndarray:
-        """Return the token ids of ``split`` as a read-only memory map."""
-        return np.memmap(self.root / f"{split}.bin", dtype=np.uint16, mode="r")
+        """Return the token ids of ``split`` as a read-only memory map (empty file: ``(0,)``)."""
+        path = self.root / f"{split}.bin"
+        # numpy cannot map an empty file; a split can be empty (a held-out function set of a
+        # small corpus), and its users see zero tokens, not an exception.
+        if path.stat().st_size == 0:
+            return np.zeros(0, dtype=np.uint16)
+        return np.memmap(path, dtype=np.uint16, mode="r")
 
     def loss_mask(self, split: str) -> np.ndarray | None:
         """Return ``split``'s per-token mask (1 = completion token), or None if it has none.
@@ -64,7 +69,11 @@ class PreparedData:
         prompt (signature + docstring), whose loss training may weight down.
         """
         path = self.root / f"{split}.mask.bin"
-        return np.memmap(path, dtype=np.uint8, mode="r") if path.exists() else None
+        if not path.exists():
+            return None
+        if path.stat().st_size == 0:
+            return np.zeros(0, dtype=np.uint8)
+        return np.memmap(path, dtype=np.uint8, mode="r")
 
     def summary(self) -> dict:
         """Return the stored summary."""

@@ -421,6 +421,16 @@ def _write_pairs(data, split: str, pairs: list[tuple[str, str]]) -> tuple[int, i
     return n_ctx, n_tgt
 
 
+def _built_from(data) -> dict[str, str | None]:
+    """Return the corpus build and tokenizer a set is made from, by their hashes.
+
+    A rebuilt corpus or another tokenizer makes a cached set stale: other files in each
+    split, other token ids.
+    """
+    return {"manifest_sha256": data.summary().get("manifest_sha256"),
+            "tokenizer_sha256": hashlib.sha256(data.tokenizer_path.read_bytes()).hexdigest()}
+
+
 def prepare_functions(data, workers: int | None = None, progress: bool = True,
                       problems: Mapping[str, object] | None = None, force: bool = False) -> dict:
     """Mine the training split of a prepared corpus into ``functions.bin``; return stats.
@@ -439,7 +449,8 @@ def prepare_functions(data, workers: int | None = None, progress: bool = True,
         ``functions.json`` in the cache. The held-out part (``functions_heldout.bin`` and its
         mask) holds the held-out packages' functions, mined the same way, less any also in
         the training set; training scores it as ``eval.functions_heldout_loss``. A cached set
-        of another version, or without the held-out part, is mined again.
+        of another version, of another corpus build or tokenizer (``built_from``), or without
+        the held-out part, is mined again.
     """
     stats_path = data.root / "functions.json"
     if (all((data.root / f).exists() for f in ("functions.bin", "functions.mask.bin",
@@ -447,28 +458,35 @@ def prepare_functions(data, workers: int | None = None, progress: bool = True,
                                                "functions_heldout.mask.bin"))
             and stats_path.exists() and not force):
         cached = json.loads(stats_path.read_text())
-        if cached.get("version", 1) == FUNCTION_SET_VERSION:
+        if (cached.get("version", 1) == FUNCTION_SET_VERSION
+                and cached.get("built_from") == _built_from(data)):
             return cached
         if progress:
-            print(f"functions: the cached set is version {cached.get('version', 1)}; mining "
-                  f"version {FUNCTION_SET_VERSION} (self-contained functions only)", flush=True)
+            print(f"functions: the cached set (version {cached.get('version', 1)}) is not "
+                  f"version {FUNCTION_SET_VERSION} of this corpus build and tokenizer; mining "
+                  "again", flush=True)
     kept, stats = mine_functions(data, workers, problems, self_contained=True)
     pairs = [parts for f in kept if (parts := split_function(f)) is not None]
     n_prompt, n_body = _write_pairs(data, "functions", pairs)
     # The held-out packages' functions, less any that is also in the training set: the
     # function stage's own validation set (``eval.functions_heldout_loss`` of a card).
-    train_hashes = {hashlib.sha256(_norm(f).encode()).hexdigest() for f in kept}
+    # A body trained on under another docstring or import line counts as seen, too.
+    def _digest(text: str) -> str:
+        return hashlib.sha256(_norm(text).encode()).hexdigest()
+
+    seen = {_digest(f) for f in kept} | {_digest(body) for _, body in pairs}
     held, _ = mine_functions(data, workers, problems, self_contained=True, split="heldout")
-    held_pairs = [parts for f in held
-                  if hashlib.sha256(_norm(f).encode()).hexdigest() not in train_hashes
-                  and (parts := split_function(f)) is not None]
+    held_pairs = [parts for f in held if _digest(f) not in seen
+                  and (parts := split_function(f)) is not None and _digest(parts[1]) not in seen]
     h_prompt, h_body = _write_pairs(data, "functions_heldout", held_pairs)
-    stats.update({"version": FUNCTION_SET_VERSION, "kept_functions": len(pairs),
+    stats.update({"version": FUNCTION_SET_VERSION, "built_from": _built_from(data),
+                  "kept_functions": len(pairs),
                   "tokens": n_prompt + n_body, "prompt_tokens": n_prompt, "body_tokens": n_body,
                   "heldout": {"functions": len(held_pairs), "prompt_tokens": h_prompt,
                               "body_tokens": h_body,
                               "source": "the held-out packages' files, mined the same way, "
-                                        "less functions also in the training set"},
+                                        "less functions whose text or body is also in "
+                                        "the training set"},
                   "format": "prompt (the imports the function needs, if any, then signature + "
                             "docstring, tokenised alone) + body + EOS; functions.mask.bin "
                             "marks body and EOS tokens with 1"})
