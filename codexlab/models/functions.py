@@ -331,6 +331,11 @@ def _mine_file(job: tuple[str, str, bool]) -> tuple[list[str], int]:
     return _extract(raw.decode("utf-8", errors="replace"), self_contained)
 
 
+def _digest(text: str) -> str:
+    """Return the sha256 of a function's whitespace-normalised text (the deduplication key)."""
+    return hashlib.sha256(_norm(text).encode()).hexdigest()
+
+
 def mine_functions(data, workers: int | None = None,
                    problems: Mapping[str, object] | None = None,
                    self_contained: bool = False, split: str = "train") -> tuple[list[str], dict]:
@@ -375,7 +380,7 @@ def mine_functions(data, workers: int | None = None,
     hits: Counter = Counter()
     hit_tasks: set[str] = set()
     for f in funcs:
-        h = hashlib.sha256(_norm(f).encode()).hexdigest()
+        h = _digest(f)
         if h in seen:
             continue
         seen.add(h)
@@ -471,9 +476,6 @@ def prepare_functions(data, workers: int | None = None, progress: bool = True,
     # The held-out packages' functions, less any that is also in the training set: the
     # function stage's own validation set (``eval.functions_heldout_loss`` of a card).
     # A body trained on under another docstring or import line counts as seen, too.
-    def _digest(text: str) -> str:
-        return hashlib.sha256(_norm(text).encode()).hexdigest()
-
     seen = {_digest(f) for f in kept} | {_digest(body) for _, body in pairs}
     held, _ = mine_functions(data, workers, problems, self_contained=True, split="heldout")
     held_pairs = [parts for f in held if _digest(f) not in seen
