@@ -10,8 +10,9 @@ and :mod:`codexlab.analysis`).
 The grid of (model, temperature) pairs that gets sampled is not a full product in quick mode:
 every model is sampled at the two temperatures of the scaling figure (T=0.2 for pass@1,
 T=0.8 for pass@k, Codex paper §3.3), and only the *reference* model (the largest, like the
-paper's 679M model of Fig 5) is swept over the temperature grid. Paper mode samples the full
-product.
+paper's 679M model of Fig 5) is swept over the temperature grid, with the base model of the
+largest Codex-S model when that is another one (Fig 9, :meth:`FigureConfig.sweeping_base_of`).
+Paper mode samples the full product.
 """
 
 from __future__ import annotations
@@ -41,11 +42,15 @@ class FigureConfig:
         models: Built-in model names or model paths/HF ids, smallest first. Empty means
             every built-in model.
         temperatures: Temperature grid of the temperature figure (Fig 5), sampled for the
-            reference model (and for every model when ``full_grid``).
+            reference model and ``swept_models`` (and for every model when ``full_grid``).
         scaling_temperatures: ``(T for pass@1, T for pass@k)`` of the scaling figure, sampled
             for every model. The paper's T* for the 679M model: 0.2 and 0.8.
         reference_model: The model of the single-model figures (temperature, ranking, BLEU).
             Empty means the last (largest) of ``models``.
+        swept_models: Models sampled over the whole temperature grid besides the reference
+            model. Fig 9 needs the base model of the largest Codex-S model swept, which is
+            not the reference when a larger base model has no Codex-S copy; see
+            :meth:`sweeping_base_of`.
         full_grid: Sample every model at every temperature (paper mode).
         n: Samples per task and (model, temperature).
         top_p: Nucleus sampling mass (paper: 0.95 throughout).
@@ -100,6 +105,7 @@ class FigureConfig:
     temperatures: tuple[float, ...] = (0.2, 0.4, 0.6, 0.8, 1.0)
     scaling_temperatures: tuple[float, float] = (0.2, 0.8)
     reference_model: str = ""
+    swept_models: tuple[str, ...] = ()
     full_grid: bool = False
     n: int = 10
     top_p: float = 0.95
@@ -156,6 +162,10 @@ class FigureConfig:
             object.__setattr__(self, "backend", "hf")
         if self.backend != "hf":
             self.sampling_backend()  # validates backend, base_url, extra_body now
+        if isinstance(self.swept_models, str) or not all(
+                isinstance(m, str) for m in self.swept_models):
+            raise ValueError(f"swept_models must be a tuple of model names or paths, got "
+                             f"{self.swept_models!r}")
         if self.sample_workers < 1:
             raise ValueError(f"sample_workers must be >= 1, got {self.sample_workers}")
         if not 0 < self.top_p <= 1:
@@ -241,7 +251,7 @@ class FigureConfig:
             ValueError: unknown variant.
         """
         return dataclasses.replace(self, variant=variant, models=tuple(str(m) for m in models),
-                                   reference_model="")
+                                   reference_model="", swept_models=())
 
     def reference(self) -> str:
         """Return the reference model of the single-model figures (default: the largest)."""
@@ -253,23 +263,51 @@ class FigureConfig:
 
         return model_label(self.reference())
 
+    def sweeping_base_of(self, cfg_s: FigureConfig) -> FigureConfig:
+        """Return this config with the base model of ``cfg_s``'s reference also swept.
+
+        Reproduces: Codex paper Fig 9 compares the best temperature per k of a Codex-S model
+        with that of Codex at the same size, so the base model paired with the largest
+        Codex-S model (:func:`codexlab.models.registry.variant_pairs`) is sampled over the
+        whole temperature grid too. Unchanged when that base is the reference already, or
+        when ``cfg_s``'s reference has no base among :meth:`resolved_models`.
+        """
+        base = self.paired_base(cfg_s)
+        if base is None or base == self.reference() or base in self.swept_models:
+            return self
+        return dataclasses.replace(self, swept_models=(*self.swept_models, base))
+
+    def paired_base(self, cfg_s: FigureConfig) -> str | None:
+        """Return the model of :meth:`resolved_models` that ``cfg_s``'s reference fine-tunes.
+
+        ``None`` when it pairs with none of them (see
+        :func:`codexlab.models.registry.variant_pairs`).
+        """
+        from codexlab.models.registry import model_label, variant_pairs
+
+        models = self.resolved_models()
+        ref_s = cfg_s.reference()
+        label = variant_pairs(models, cfg_s.resolved_models()).get(model_label(ref_s))
+        return next((m for m in models if model_label(m) == label), None)
+
     def grid(self) -> list[tuple[str, float]]:
         """Return the (model, temperature) pairs to sample, in sampling order.
 
-        Every model at the scaling temperatures, the reference model over the whole
-        temperature grid (every model when ``full_grid``). Small models first, so a run that
-        is interrupted has already produced complete low-cost sets.
+        Every model at the scaling temperatures, the reference model and ``swept_models``
+        over the whole temperature grid (every model when ``full_grid``). Small models
+        first, so a run that is interrupted has already produced complete low-cost sets.
         """
         models = self.resolved_models()
-        ref = self.reference()
+        swept = [self.reference(), *(m for m in self.swept_models if m != self.reference())]
         pairs: list[tuple[str, float]] = []
         for m in models:
-            temps = self.all_temperatures if (self.full_grid or m == ref) else tuple(
+            temps = self.all_temperatures if (self.full_grid or m in swept) else tuple(
                 sorted(set(self.scaling_temperatures))
             )
             pairs.extend((m, float(t)) for t in temps)
-        if ref not in models:
-            pairs.extend((ref, float(t)) for t in self.all_temperatures)
+        for m in swept:
+            if m not in models:
+                pairs.extend((m, float(t)) for t in self.all_temperatures)
         return pairs
 
     def store_path(self) -> Path:
@@ -320,11 +358,13 @@ PRESETS: dict[str, FigureConfig] = {
     "quick": FigureConfig(
         mode="quick",
         # Three of the paper's five temperatures (low, middle, high) plus the scaling figure's
-        # 0.8, for the reference model only; every other model at the two scaling
-        # temperatures; every second HumanEval task (82, spread over the file): with the two
-        # shipped v2 sizes, 6 sets of 820 samples per grid (base and Codex-S). Measured
-        # 2026-12-06 with the four v1 sizes: over all 164 tasks `make figures` (Codex-S grid,
-        # chains and Codex-D included) took 18 min 50 s from a fresh clone; the target is 15.
+        # 0.8, for the reference model (and Fig 9's base); every other model at the two scaling
+        # temperatures; every second HumanEval task (82, spread over the file): with the three
+        # shipped v2 sizes and two Codex-S copies, 10 sets of 820 samples in the base grid
+        # (codex-mini-1.2m swept too, as the base of Fig 9's pair) and 6 in the Codex-S grid.
+        # Measured 2026-12-06 with the four v1 sizes: over all 164 tasks `make figures`
+        # (Codex-S grid, chains and Codex-D included) took 18 min 50 s from a fresh clone;
+        # the target is 15 (README, Timing).
         temperatures=(0.2, 0.6, 1.0),
         tasks="::2",
         scaling_temperatures=(0.2, 0.8),
@@ -419,7 +459,7 @@ def figure_config(
         # taken whole unless they choose otherwise.
         changes["tasks"] = ""
     changes["seed"] = int(seed)
-    for key in ("temperatures", "scaling_temperatures", "ks", "stop", "models"):
+    for key in ("temperatures", "scaling_temperatures", "ks", "stop", "models", "swept_models"):
         if key in changes and isinstance(changes[key], list):
             changes[key] = tuple(changes[key])
     return dataclasses.replace(base, **changes)

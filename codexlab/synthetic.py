@@ -75,7 +75,8 @@ def make_synthetic_run(
         mode: Preset the config derives from.
         s_models: Names from :data:`SYNTHETIC_S_MODELS` (Codex-S variants, Figs 9/10):
             their cards name their base, and the grid of
-            ``cfg.variant_config("s", models=<their folders>)`` is filled too.
+            ``cfg.variant_config("s", models=<their folders>)`` is filled too, with the base
+            grid swept as :meth:`FigureConfig.sweeping_base_of` says.
 
     Returns:
         A :class:`FigureConfig` whose grid is complete in the store (sampled, executed, BLEU).
@@ -102,7 +103,12 @@ def make_synthetic_run(
         (sdirs if name != base else mdirs).append(str(d))
     cfg = figure_config(mode, models=mdirs, temperatures=list(temperatures), n=n,
                         store=str(root / "store.sqlite"), out=str(root / "figures"), tasks=tasks)
-    grid = cfg.grid() + (cfg.variant_config("s", models=sdirs).grid() if sdirs else [])
+    if sdirs:
+        # As `codexlab figures` samples it: the base grid also sweeps Fig 9's base model.
+        cfg_s = cfg.variant_config("s", models=sdirs)
+        grid = cfg.sweeping_base_of(cfg_s).grid() + cfg_s.grid()
+    else:
+        grid = cfg.grid()
     problems, info = load_problems(cfg)
     rng = np.random.default_rng(seed)
     # Task difficulty is shared by all models, so bigger models solve a superset on average.

@@ -394,6 +394,22 @@ def test_function_set_keeps_self_contained_functions_with_their_imports() -> Non
     assert module_names("def f(:\n") is None
 
 
+def test_the_function_validation_part_leaves_out_what_training_saw() -> None:
+    from codexlab.models.functions import split_function, unseen_pairs
+
+    trained_fn = 'def add(a, b):\n    """Add two numbers."""\n    total = a + b\n    return total\n'
+    trained = [split_function(trained_fn)]
+    same_text = trained_fn.replace("total = a + b", "total  =  a + b")  # whitespace only
+    # (the whole-text rule is implied by the body rule for any candidate that splits)
+    same_body = ('import os\n\n\ndef plus(a, b):\n    """Sum of a and b, another docstring."""\n'
+                 '    total = a + b\n    return total\n')
+    new = 'def sub(a, b):\n    """Subtract b from a."""\n    diff = a - b\n    return diff\n'
+    no_doc = "def f(x):\n    return x\n"
+    assert unseen_pairs([same_text, same_body, new, no_doc, new], trained) == [
+        split_function(new), split_function(new)]
+    assert unseen_pairs([same_body], []) == [split_function(same_body)]
+
+
 def test_function_set_treats_rebound_builtins_and_submodules_as_module_names() -> None:
     from codexlab.models.functions import extract_functions
 

@@ -360,6 +360,49 @@ def test_variant_config_and_codex_s_grid(tmp_path, monkeypatch) -> None:
     assert _codex_s_config(config.figure_config("quick"), [], "") is None
 
 
+def test_fig9_sweeps_the_base_of_the_largest_codex_s_model(tmp_path, monkeypatch) -> None:
+    """A larger base model without a Codex-S copy: Fig 9's pair is swept, no other model."""
+    from codexlab import paths
+    from codexlab.models.card import write_model_card
+
+    models = tmp_path / "models"
+    for name, n in (("codex-mini-1.3m", 1), ("codex-mini-3m", 3), ("codex-mini-9m", 9),
+                    ("codex-mini-s-1.3m", 1), ("codex-mini-s-3m", 3)):
+        (models / name).mkdir(parents=True)
+        (models / name / "config.json").write_text("{}")
+        write_model_card(models / name, {"name": name, "params": {"non_embedding": n}})
+    monkeypatch.setattr(paths, "MODELS_DIR", models)
+    cfg = config.figure_config("quick", store=str(tmp_path / "s.sqlite"))
+    s = cfg.variant_config("s")
+    assert cfg.reference() == "codex-mini-9m" and cfg.paired_base(s) == "codex-mini-3m"
+    swept = cfg.sweeping_base_of(s)
+    assert swept.swept_models == ("codex-mini-3m",) and swept.reference() == "codex-mini-9m"
+    temps = {m: [t for mm, t in swept.grid() if mm == m] for m in swept.resolved_models()}
+    assert temps == {"codex-mini-1.3m": [0.2, 0.8], "codex-mini-3m": [0.2, 0.6, 0.8, 1.0],
+                     "codex-mini-9m": [0.2, 0.6, 0.8, 1.0]}
+    assert set(cfg.grid()) < set(swept.grid())
+    # Idempotent; no change when the pair's base is the reference; not inherited by Codex-S.
+    assert swept.sweeping_base_of(s) == swept
+    small = config.figure_config("quick", models=["codex-mini-1.3m", "codex-mini-3m"])
+    assert small.sweeping_base_of(s) == small
+    assert swept.variant_config("s").swept_models == ()
+    # A Codex-S model whose base is not in the run: nothing to sweep.
+    only9 = config.figure_config("quick", models=["codex-mini-9m"])
+    assert only9.paired_base(s) is None and only9.sweeping_base_of(s) == only9
+    # The figures command samples and exports the swept grid.
+    from codexlab.commands import figures
+
+    seen = []
+    monkeypatch.setattr(pipeline, "run_grid", lambda c, **kw: seen.append(c) or pd.DataFrame())
+    monkeypatch.setattr(figures, "_concat_runs", lambda a, b: a)
+    monkeypatch.setenv("CODEXLAB_ALLOW_CODE_EXEC", "1")
+    from codexlab.cli import main
+
+    main(["figures", "--store", str(tmp_path / "s.sqlite"), "--no-notebooks", "--notebooks",
+          "02_scaling,07_codex_s", "--out", str(tmp_path / "figs")])
+    assert [c.swept_models for c in seen] == [("codex-mini-3m",), ()]
+
+
 def test_card_results_are_the_shipped_familys_on_the_weights_they_measured(monkeypatch,
                                                                           capsys) -> None:
     """Fig 6/10 at the cards' protocol re-plot data/results/cards/ for the built-in family."""

@@ -129,6 +129,12 @@ def run(args: argparse.Namespace) -> int:
         cfg_s = _codex_s_config(cfg, models, args.s_models)
         if cfg_s is not None:
             print(f"Codex-S: {', '.join(cfg_s.resolved_models())}", flush=True)
+            # Fig 9 compares the largest Codex-S model with its own base over the temperature
+            # grid; that base is sampled (and exported) with the base grid.
+            cfg = cfg.sweeping_base_of(cfg_s)
+            if cfg.swept_models:
+                print(f"Fig 9 pair: {cfg_s.reference_label()} and its base "
+                      f"{model_label(cfg.swept_models[-1])}, also sampled at every T", flush=True)
     except (ValueError, RuntimeError, KeyError) as exc:
         # str() of a KeyError quotes its message; print the message itself.
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc

@@ -399,6 +399,26 @@ def mine_functions(data, workers: int | None = None,
     return kept, stats
 
 
+def unseen_pairs(candidates: list[str], trained: list[tuple[str, str]]
+                 ) -> list[tuple[str, str]]:
+    """Return the (prompt, body) pairs of ``candidates`` that training has not seen.
+
+    A candidate is left out when its body is a trained body, whitespace-normalised (the
+    same code under another docstring or import line would make a validation loss read as
+    generalisation when it is recall), or its whole text is a trained function's (prompt +
+    body; in practice implied by the body rule, kept as the stated criterion). Order is
+    kept; a candidate :func:`split_function` cannot split is left out too.
+
+    Args:
+        candidates: Function sources (e.g. the held-out packages', from
+            :func:`mine_functions`).
+        trained: The training set's (prompt, body) pairs, from :func:`split_function`.
+    """
+    seen = {_digest(p + b) for p, b in trained} | {_digest(b) for _, b in trained}
+    return [parts for f in candidates if _digest(f) not in seen
+            and (parts := split_function(f)) is not None and _digest(parts[1]) not in seen]
+
+
 def _write_pairs(data, split: str, pairs: list[tuple[str, str]]) -> tuple[int, int]:
     """Tokenise (context, target) pairs separately; write ``<split>.bin`` and its mask.
 
@@ -475,11 +495,8 @@ def prepare_functions(data, workers: int | None = None, progress: bool = True,
     n_prompt, n_body = _write_pairs(data, "functions", pairs)
     # The held-out packages' functions, less any that is also in the training set: the
     # function stage's own validation set (``eval.functions_heldout_loss`` of a card).
-    # A body trained on under another docstring or import line counts as seen, too.
-    seen = {_digest(f) for f in kept} | {_digest(body) for _, body in pairs}
     held, _ = mine_functions(data, workers, problems, self_contained=True, split="heldout")
-    held_pairs = [parts for f in held if _digest(f) not in seen
-                  and (parts := split_function(f)) is not None and _digest(parts[1]) not in seen]
+    held_pairs = unseen_pairs(held, pairs)
     h_prompt, h_body = _write_pairs(data, "functions_heldout", held_pairs)
     stats.update({"version": FUNCTION_SET_VERSION, "built_from": _built_from(data),
                   "kept_functions": len(pairs),
