@@ -320,19 +320,27 @@ def test_exec_dedup_is_in_the_recorded_config() -> None:
     assert figure_config("quick", exec_dedup=False).to_dict()["exec_dedup"] is False
 
 
-def test_variant_config_and_codex_s_grid(tmp_path, monkeypatch) -> None:
-    """Codex-S figures: a second config over the variant's models, same protocol and store."""
+def _shipped_models(tmp_path, monkeypatch, specs) -> None:
+    """Make ``data/models`` a folder of weightless models: (name, non-embedding params)."""
     from codexlab import paths
-    from codexlab.commands.figures import _codex_s_config
     from codexlab.models.card import write_model_card
 
     models = tmp_path / "models"
-    for name, n in (("codex-mini-1.3m", 1), ("codex-mini-3m", 3), ("codex-mini-s-3m", 3),
-                    ("codex-mini-s-1.3m", 1), ("codex-mini-d-3m", 3)):
+    for name, n in specs:
         (models / name).mkdir(parents=True)
         (models / name / "config.json").write_text("{}")
         write_model_card(models / name, {"name": name, "params": {"non_embedding": n}})
     monkeypatch.setattr(paths, "MODELS_DIR", models)
+
+
+def test_variant_config_and_codex_s_grid(tmp_path, monkeypatch) -> None:
+    """Codex-S figures: a second config over the variant's models, same protocol and store."""
+    from codexlab import paths
+    from codexlab.commands.figures import _codex_s_config
+
+    _shipped_models(tmp_path, monkeypatch, (("codex-mini-1.3m", 1), ("codex-mini-3m", 3),
+                                            ("codex-mini-s-3m", 3), ("codex-mini-s-1.3m", 1),
+                                            ("codex-mini-d-3m", 3)))
     cfg = config.figure_config("quick", store=str(tmp_path / "s.sqlite"))
     assert cfg.resolved_models() == ("codex-mini-1.3m", "codex-mini-3m")
     assert cfg.resolved_backtranslation_model() == "codex-mini-d-3m"
@@ -362,16 +370,9 @@ def test_variant_config_and_codex_s_grid(tmp_path, monkeypatch) -> None:
 
 def test_fig9_sweeps_the_base_of_the_largest_codex_s_model(tmp_path, monkeypatch) -> None:
     """A larger base model without a Codex-S copy: Fig 9's pair is swept, no other model."""
-    from codexlab import paths
-    from codexlab.models.card import write_model_card
-
-    models = tmp_path / "models"
-    for name, n in (("codex-mini-1.3m", 1), ("codex-mini-3m", 3), ("codex-mini-9m", 9),
-                    ("codex-mini-s-1.3m", 1), ("codex-mini-s-3m", 3)):
-        (models / name).mkdir(parents=True)
-        (models / name / "config.json").write_text("{}")
-        write_model_card(models / name, {"name": name, "params": {"non_embedding": n}})
-    monkeypatch.setattr(paths, "MODELS_DIR", models)
+    _shipped_models(tmp_path, monkeypatch, (("codex-mini-1.3m", 1), ("codex-mini-3m", 3),
+                                            ("codex-mini-9m", 9), ("codex-mini-s-1.3m", 1),
+                                            ("codex-mini-s-3m", 3)))
     cfg = config.figure_config("quick", store=str(tmp_path / "s.sqlite"))
     s = cfg.variant_config("s")
     assert cfg.reference() == "codex-mini-9m" and cfg.paired_base(s) == "codex-mini-3m"
